@@ -1,0 +1,184 @@
+/*
+ * ptmon backend interface: what a hypervisor backend implements so ptmon can run on it.
+ *
+ * A backend fills in a struct ptmon_glue (start from PTMON_GLUE_INIT) and hands it to
+ * ptmon_create(). The core never talks to the hypervisor in any other way.
+ *
+ * Versioning (as SQLite's sqlite3_vfs.iVersion): `version` says which members the struct has.
+ * ptmon accepts any version from 1 to PTMON_GLUE_VERSION, reads only the members that version
+ * defines and treats later ones as absent. New members are only ever appended, with a new
+ * version; a backend compiled against an older header keeps working unchanged.
+ *
+ * Threading: ptmon calls the glue only from inside calls made on the instance, on the caller's
+ * thread. A backend need not be re-entrant for one instance.
+ *
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef PTMON_BACKEND_H
+#define PTMON_BACKEND_H
+
+#include <ptmon/ptmon.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Frame access rights (EPT/NPT permissions) as ptmon sees them. */
+enum ptmon_access {
+    PTMON_ACCESS_R = 1u << 0,
+    PTMON_ACCESS_W = 1u << 1,
+    PTMON_ACCESS_X = 1u << 2,
+    PTMON_ACCESS_RWX = 7u,
+};
+/** Bits a backend may use for its own state (a Xen access type, a p2m type). ptmon never
+ *  interprets them; it restores them exactly as get_access returned them. */
+#define PTMON_ACCESS_BACKEND_MASK 0xffffff00u
+
+/** Log levels for the log member. */
+enum ptmon_log_level {
+    PTMON_LOG_ERROR = 0,
+    PTMON_LOG_WARN = 1,
+    PTMON_LOG_INFO = 2,
+    PTMON_LOG_DEBUG = 3,
+};
+
+/** How a backend delivers a write into a protected frame. */
+enum ptmon_delivery {
+    /** Before the write happens: the bytes are the NEW bytes (or unknown), and the answer
+     *  decides whether it happens. */
+    PTMON_DELIVERY_PRE = 0,
+    /** After the write happened: memory already holds the new bytes. */
+    PTMON_DELIVERY_POST = 1,
+};
+
+/** What the backend must do with the access it reported. */
+enum ptmon_action {
+    PTMON_ACTION_ALLOW = 0,    /**< PRE: perform the write (or let the vCPU retry it unprotected) */
+    PTMON_ACTION_DENY = 1,     /**< PRE: skip the write (advance past the instruction) */
+    PTMON_ACTION_EMULATED = 2, /**< PRE: ptmon already performed it through emulate_write */
+};
+
+/**
+ * One access to a protected frame, as a backend reports it. The fake guest delivers exactly this
+ * structure; the event entry point of the watch engine takes it.
+ */
+typedef struct ptmon_mem_event {
+    uint32_t vcpu;     /**< the vCPU that made the access */
+    uint32_t access;   /**< PTMON_ACCESS_R, _W or _X: the kind of access that faulted */
+    uint64_t gpa;      /**< first byte accessed */
+    uint32_t size;     /**< bytes accessed (1..4096; a rep-string range may cover many entries) */
+    uint32_t delivery; /**< enum ptmon_delivery */
+    /** For writes. PRE: the bytes about to be written, or NULL if the backend does not know
+     *  them (then ptmon asks emulate_write to perform the write and report them). POST: the
+     *  bytes now in memory, or NULL (ptmon re-reads guest memory). */
+    const void *bytes;
+} ptmon_mem_event;
+
+/** vCPU registers ptmon may need (the paging mode). */
+typedef struct ptmon_vcpu_regs {
+    uint64_t cr0, cr3, cr4, efer;
+} ptmon_vcpu_regs;
+
+#define PTMON_GLUE_VERSION 1
+
+/**
+ * The backend contract. Every callback receives `backend` as its first argument and returns
+ * 0 or a negative PTMON_E* code unless stated otherwise. A backend must never call back into
+ * the same ptmon instance from inside a callback.
+ */
+typedef struct ptmon_glue {
+    /* ---- version 1 ------------------------------------------------------------------ */
+
+    /** PTMON_GLUE_VERSION the backend was written against. */
+    unsigned version;
+
+    /** Opaque pointer passed to every callback. */
+    void *backend;
+
+    /**
+     * REQUIRED. Copy @p len bytes of guest-physical memory at @p gpa into @p buf.
+     * Called by: the walker and the engine, whenever they read page-table entries.
+     * Must: fail with PTMON_ERANGE (and leave @p buf unspecified) if any byte is outside
+     * guest RAM (MMIO, holes, beyond the top); never block for long (no paging-in); read each
+     * naturally aligned 4- or 8-byte entry with one load so a concurrent update is seen whole.
+     * @p len is at most 4096 and the range never crosses a 4 KiB frame boundary.
+     */
+    int (*read_gpa)(void *backend, uint64_t gpa, void *buf, size_t len);
+
+    /**
+     * REQUIRED. Store the current access rights of frame @p gfn (GPA >> 12) in @p access:
+     * PTMON_ACCESS_R/W/X plus any backend-private bits (PTMON_ACCESS_BACKEND_MASK).
+     * Called by: the engine before it first restricts a frame, to restore it exactly later.
+     * Must: fail with PTMON_ERANGE for frames outside guest RAM.
+     */
+    int (*get_access)(void *backend, uint64_t gfn, uint32_t *access);
+
+    /**
+     * REQUIRED. Set the access rights of frame @p gfn to @p access (a value get_access returned,
+     * possibly with PTMON_ACCESS_W cleared). After it returns, every later guest write into the
+     * frame must be reported (for the vCPU that caused the change, from its next instruction on;
+     * for others, once flush has run or the current event is answered).
+     * Must: fail with PTMON_ERANGE for frames outside guest RAM; leave the frame unchanged on
+     * failure.
+     */
+    int (*set_access)(void *backend, uint64_t gfn, uint32_t access);
+
+    /**
+     * OPTIONAL (NULL: ptmon calls set_access once per frame). Set the rights of @p n frames at
+     * once: frame gfns[i] gets access[i]. On failure, returns the error and stores in @p done
+     * how many leading entries were applied (entries after that are unchanged).
+     */
+    int (*set_access_batch)(void *backend, const uint64_t *gfns, const uint32_t *access, size_t n,
+                            size_t *done);
+
+    /**
+     * OPTIONAL. Perform a guest write now, as if the vCPU had done it, without raising an event
+     * for it (the backend bypasses the protection).
+     * Called by: the engine for a PRE event it allows (then it answers PTMON_ACTION_EMULATED),
+     * and to put back the old bytes when a POST write is denied.
+     * If @p bytes is non-NULL, write those @p size bytes at @p gpa. If NULL, perform the pending
+     * write of @p vcpu's current event (e.g. by emulating its instruction). In both cases, if
+     * @p written is non-NULL, store there the @p size bytes memory holds afterwards (they may
+     * differ from @p bytes if the backend merged a concurrent A/D-bit update atomically).
+     * Must: write each naturally aligned entry atomically.
+     */
+    int (*emulate_write)(void *backend, uint32_t vcpu, uint64_t gpa, uint32_t size,
+                         const void *bytes, void *written);
+
+    /** OPTIONAL. Pause every vCPU (nesting is counted by ptmon: pause/resume are paired). */
+    int (*pause)(void *backend);
+
+    /** OPTIONAL. Resume what pause paused. */
+    int (*resume)(void *backend);
+
+    /** OPTIONAL. Make every access change requested so far effective on every vCPU (e.g. flush
+     *  a batch, invalidate EPT caches). Called at the end of each ptmon operation that changed
+     *  rights. */
+    int (*flush)(void *backend);
+
+    /** OPTIONAL. Fill @p regs with the registers of @p vcpu. Needed for PTMON_MODE_AUTO. */
+    int (*get_vcpu_regs)(void *backend, uint32_t vcpu, ptmon_vcpu_regs *regs);
+
+    /** OPTIONAL. Receive a log line (no trailing newline; valid only during the call). */
+    void (*log)(void *backend, int level, const char *message);
+
+    /**
+     * OPTIONAL allocator (NULL: the C library's). One function in the style of lua_Alloc:
+     * new_size == 0 frees @p ptr (returns NULL); otherwise (re)allocates @p ptr (NULL: a new
+     * block) from @p old_size to @p new_size bytes and returns the block, or NULL on failure
+     * (leaving @p ptr untouched). Lets tests inject allocation failures.
+     */
+    void *(*realloc)(void *backend, void *ptr, size_t old_size, size_t new_size);
+} ptmon_glue;
+
+/** Initialiser: the current version, every callback absent. */
+#define PTMON_GLUE_INIT {PTMON_GLUE_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}
+
+/** @return the name of an action ("allow", "deny", "emulated"), or "?" */
+PTMON_EXTERN const char *ptmon_action_name(enum ptmon_action action);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTMON_BACKEND_H */

@@ -1,0 +1,107 @@
+/*
+ * instance.c — the ptmon instance: creation (glue import, configuration, paging mode),
+ * destruction, and the public page-walk entry point.
+ *
+ * Owns: struct ptmon's lifetime. Calls glue.c, paging.c and walk.c.
+ */
+#include "core/internal.h"
+#include "core/walk.h"
+
+#include <string.h>
+
+static int config_import(ptmon_config *dst, const ptmon_config *src)
+{
+    const ptmon_config defaults = PTMON_CONFIG_INIT;
+
+    *dst = defaults;
+    if (!src)
+        return 0;
+    if (src->version < 1 || src->version > PTMON_CONFIG_VERSION)
+        return PTMON_EVERSION;
+    *dst = *src; /* version 1 is the whole struct */
+    return 0;
+}
+
+/* PTMON_MODE_AUTO: read the paging mode off vCPU 0, as the hypervisor reports it. */
+static int paging_resolve(const ptmon_glue *glue, const ptmon_paging *want, ptmon_paging *out)
+{
+    ptmon_vcpu_regs regs;
+    int rc;
+
+    if (want->mode != PTMON_MODE_AUTO) {
+        *out = *want;
+    } else {
+        rc = glue_get_vcpu_regs(glue, 0, &regs);
+        if (rc < 0)
+            return rc;
+        rc = ptmon_paging_from_regs(regs.cr0, regs.cr4, regs.efer, want->maxphyaddr, out);
+        if (rc < 0)
+            return rc;
+    }
+    if (out->maxphyaddr == 0)
+        out->maxphyaddr = 52;
+    return paging_validate(out);
+}
+
+int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in, ptmon **out)
+{
+    ptmon_glue glue;
+    ptmon_config config;
+    ptmon_paging paging;
+    ptmon *pm;
+    int rc;
+
+    if (!out)
+        return PTMON_EINVAL;
+    *out = NULL;
+    if (!glue_in)
+        return PTMON_EINVAL;
+    rc = glue_import(&glue, glue_in);
+    if (rc < 0)
+        return rc;
+    rc = config_import(&config, config_in);
+    if (rc < 0)
+        return rc;
+    rc = paging_resolve(&glue, &config.paging, &paging);
+    if (rc < 0)
+        return rc;
+
+    pm = glue_alloc(&glue, sizeof(*pm));
+    if (!pm)
+        return PTMON_ENOMEM;
+    memset(pm, 0, sizeof(*pm));
+    pm->glue = glue;
+    pm->paging = paging;
+    glue_log(&pm->glue, PTMON_LOG_INFO, "ptmon %s: instance created, %s paging, maxphyaddr %u",
+             ptmon_version_string(), ptmon_paging_mode_name(paging.mode), paging.maxphyaddr);
+    *out = pm;
+    return 0;
+}
+
+void ptmon_destroy(ptmon *pm)
+{
+    if (!pm)
+        return;
+    /* Free through a copy: the glue lives inside the block being freed. */
+    ptmon_glue glue = pm->glue;
+    glue_free(&glue, pm, sizeof(*pm));
+}
+
+ptmon_paging ptmon_get_paging(const ptmon *pm)
+{
+    ptmon_paging none = {PTMON_MODE_OFF, 0, 0};
+    return pm ? pm->paging : none;
+}
+
+static int instance_read(void *ctx, uint64_t gpa, void *buf, size_t len)
+{
+    const ptmon *pm = ctx;
+    return glue_read_gpa(&pm->glue, gpa, buf, len);
+}
+
+int ptmon_translate(ptmon *pm, uint64_t cr3, uint64_t va, ptmon_walk *out)
+{
+    if (!pm || !out)
+        return PTMON_EINVAL;
+    return pt_walk(&pm->paging, instance_read, pm, cr3, va, NULL, NULL, out);
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# One entry point for the README's commands on a fresh Debian bookworm machine (as root):
+#   sh tools/run.sh demo    install what is missing, build, run the demo on the fake guest
+#   sh tools/run.sh test    install what is missing, build and run the whole test suite
+#                           (gcc build, then clang ASan+UBSan build, then the install test)
+#   sh tools/run.sh bench   build and run the benchmarks
+# Anything else is passed to make.
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+for pkg in make gcc clang libclang-rt-14-dev cmake pkg-config libcmocka-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need="$need $pkg"
+done
+if [ -n "$need" ]; then
+    echo "tools/run.sh: installing:$need"
+    if [ "$(id -u)" != 0 ]; then
+        echo "tools/run.sh: these Debian packages are missing and I am not root:$need" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $need
+fi
+
+exec make "${@:-demo}"
