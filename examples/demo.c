@@ -35,11 +35,11 @@ static void check(const char *what, int rc)
 static void print_size(uint64_t size)
 {
     if (size >= GIB)
-        printf("%" PRIu64 "G", size / GIB);
+        printf("%lluG", (unsigned long long)(size / GIB));
     else if (size >= MIB)
-        printf("%" PRIu64 "M", size / MIB);
+        printf("%lluM", (unsigned long long)(size / MIB));
     else
-        printf("%" PRIu64 "K", size / KIB);
+        printf("%lluK", (unsigned long long)(size / KIB));
 }
 
 static void print_walk(const ptmon_walk *w, const char *label)
@@ -119,6 +119,7 @@ static void demo_mode(const struct mode_demo *md)
     /* a page table that lies outside guest RAM */
     check("link", ptmon_fake_link(fake, cr3, 0x00c00000, 2, fc.ram_size + 0x10000, RWU));
 
+    pc.paging.maxphyaddr = fc.paging.maxphyaddr; /* CPUID's answer: not in any register */
     check("ptmon", ptmon_create(ptmon_fake_glue(fake), &pc, &pm));
     ptmon_paging pg = ptmon_get_paging(pm);
     printf("\n== %s paging (%u levels%s%s), CR3 %09" PRIx64 " ==\n", ptmon_paging_mode_name(pg.mode),

@@ -237,6 +237,7 @@ static void paging_mode_refuses_what_the_cpu_refuses(void **state)
     assert_int_equal(ptmon_paging_from_regs(CR0_PG, 0, EFER_LMA, 46, &pg), PTMON_EINVAL);
     assert_int_equal(ptmon_paging_from_regs(0, CR4_PAE, EFER_LMA, 46, &pg), PTMON_EINVAL);
     assert_int_equal(ptmon_paging_from_regs(CR0_PG, CR4_PAE, 0, 53, &pg), PTMON_EINVAL);
+    assert_int_equal(ptmon_paging_from_regs(CR0_PG, CR4_PAE, 0, 31, &pg), PTMON_EINVAL);
     assert_int_equal(ptmon_paging_from_regs(CR0_PG, CR4_PAE, 0, 46, NULL), PTMON_EINVAL);
     assert_int_equal(ptmon_paging_from_regs(CR0_PG, CR4_PAE, 0, 0, &pg), 0);
     assert_int_equal(pg.maxphyaddr, 52); /* 0 means the architectural maximum */
@@ -303,6 +304,7 @@ static void create_with_auto_mode_reports_register_errors(void **state)
 
     s->regs_error = 0;
     s->regs.cr0 = CR0_PE; /* paging off: nothing to watch */
+    s->regs.efer = 0;
     assert_int_equal(ptmon_create(&g, NULL, &pm), PTMON_ENOTSUP);
     assert_null(pm);
 

@@ -35,7 +35,8 @@ typedef struct ptmon_fake ptmon_fake;
 typedef struct ptmon_fake_config {
     unsigned version;  /**< PTMON_FAKE_CONFIG_VERSION */
     uint64_t ram_size; /**< bytes of guest RAM, a multiple of 4096, at most 64 GiB and < 2^maxphyaddr */
-    ptmon_paging paging; /**< the guest's paging (mode must not be OFF or AUTO) */
+    ptmon_paging paging; /**< the guest's paging (mode must not be OFF or AUTO; flags only
+                              PSE and NXE; maxphyaddr 0 (= 52) or 32..52) */
     unsigned nr_vcpus;   /**< 1..64 */
     enum ptmon_delivery delivery; /**< how writes to protected frames are reported */
 } ptmon_fake_config;
@@ -131,7 +132,8 @@ PTMON_EXTERN int ptmon_fake_alloc_frame(ptmon_fake *fake, uint64_t *gpa);
  *  @return 0, PTMON_ERANGE, PTMON_EEXIST if already allocated. */
 PTMON_EXTERN int ptmon_fake_claim_frame(ptmon_fake *fake, uint64_t gpa);
 
-/** Return a frame to the allocator (its contents are kept until it is handed out again). */
+/** Return a frame to the allocator (its contents are kept until it is handed out again).
+ *  @return 0, PTMON_ERANGE, PTMON_ENOENT if the frame is not allocated. */
 PTMON_EXTERN int ptmon_fake_free_frame(ptmon_fake *fake, uint64_t gpa);
 
 /** @return the current access rights of frame @p gfn (not counted), or 0 outside RAM. */
@@ -147,7 +149,8 @@ PTMON_EXTERN uint64_t ptmon_fake_count_write_protected(const ptmon_fake *fake);
 
 /**
  * One store instruction by @p vcpu of @p size bytes (1..64) at @p gpa (any alignment).
- * A store that crosses a frame boundary is delivered as one event per frame, in address order.
+ * A store that crosses a frame boundary is delivered as one event per frame, in address order;
+ * each frame's part is decided on its own (a denied part does not stop the later parts).
  * @return 0 when the store was performed, PTMON_EDENIED when the handler denied (part of) it,
  *         PTMON_ERANGE (outside RAM, nothing written), PTMON_EINVAL.
  */
@@ -189,8 +192,12 @@ enum ptmon_fake_cpu_access {
  * Translate @p va as the CPU would for an access of kind @p how (PTMON_FAKE_CPU_*), setting
  * A in every entry used and D in the leaf for writes, directly (never an event, counted in
  * PTMON_FAKE_STAT_AD_UPDATES). Rights are checked (CR0.WP=1 semantics; NX only with NXE).
+ * PTMON_FAKE_STAT_AD_UPDATES counts the A/D bits that went from 0 to 1. A PAE PDPTE never
+ * gets A (it has no such bit).
  * @return 0 and the GPA in @p gpa; PTMON_ENOTPRESENT for a not-present or reserved-bit entry,
- *         a rights violation or a table outside RAM (no A/D bits are set then).
+ *         a rights violation or a table outside RAM (no A/D bits are set then); PTMON_EINVAL
+ *         for a bad @p how or a VA the mode cannot translate (non-canonical, or >= 4 GiB in
+ *         32-bit/PAE paging: a #GP, not a page fault).
  */
 PTMON_EXTERN int ptmon_fake_cpu_access(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned how,
                                        uint64_t *gpa);
@@ -213,8 +220,12 @@ PTMON_EXTERN int ptmon_fake_new_root(ptmon_fake *fake, uint64_t *cr3);
 /**
  * Map @p va to the page at @p gpa of @p page_size (4 KiB; 2 MiB or 1 GiB in PAE/IA-32e modes
  * where allowed; 4 MiB in 32-bit mode), creating missing tables. @p leaf_bits are the leaf's
- * bits other than the address and PS (PTMON_PTE_P is implied; RW, US, NX, G, PCD, ...).
- * Replaces whatever entry was at the leaf's level.
+ * bits other than the address and PS (PTMON_PTE_P is implied; RW, US, NX, G, PCD, ...), placed
+ * as given: for a 4 KiB page bit 7 is PAT; for a large page the builder sets PS (bit 7 in
+ * @p leaf_bits is PTMON_EINVAL) and PAT is bit 12. Bits 51:12 (51:13 for a large page; 31:12
+ * and 31:13 in 32-bit paging, where bits above 31 do not exist) are PTMON_EINVAL. A 4 MiB page
+ * above 4 GiB is encoded with the PSE-36 bits. Replaces whatever entry was at the leaf's level
+ * (a table it pointed to is not freed).
  */
 PTMON_EXTERN int ptmon_fake_map(ptmon_fake *fake, uint64_t cr3, uint64_t va, uint64_t gpa,
                                 uint64_t page_size, uint64_t leaf_bits);
@@ -226,7 +237,11 @@ PTMON_EXTERN int ptmon_fake_unmap(ptmon_fake *fake, uint64_t cr3, uint64_t va);
  * Split the large page that maps @p va into a new table of small pages with the same frames
  * and bits (A/D/G/NX/... kept; PAT moved to bit 7 of the PTEs; a 1 GiB page becomes 512 2 MiB
  * pages). The new table's PTEs get @p clear_bits removed (e.g. PTMON_PTE_P to split into
- * not-present entries). @return 0 and the new table's GPA in @p table_gpa (may be NULL).
+ * not-present entries). The large entry is replaced by a pointer to the new table with
+ * P|RW|US plus the large entry's A bit (the new leaves carry every restriction, so the
+ * translation's rights are unchanged). @return 0 and the new table's GPA in @p table_gpa (may
+ * be NULL); PTMON_EINVAL if the leaf is a 4 KiB page or a 4 MiB page above 4 GiB (no 32-bit
+ * PTE can map it).
  */
 PTMON_EXTERN int ptmon_fake_split(ptmon_fake *fake, uint64_t cr3, uint64_t va, uint64_t clear_bits,
                                   uint64_t *table_gpa);
@@ -234,7 +249,10 @@ PTMON_EXTERN int ptmon_fake_split(ptmon_fake *fake, uint64_t cr3, uint64_t va, u
 /**
  * Merge the table under the entry at @p level (2 or 3) on the path of @p va into one large
  * page whose frame is the one the first entry of that table maps, rounded down to the large
- * page size, and whose bits are that entry's. The table frame is not freed.
+ * page size, and whose bits are that entry's (a PTE's PAT moves to bit 12; PS is set). The
+ * table frame is not freed. PTMON_EINVAL if the mode has no large page at @p level;
+ * PTMON_ENOTPRESENT if that entry is not a table pointer or the table's first entry is not a
+ * present leaf.
  */
 PTMON_EXTERN int ptmon_fake_merge(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned level);
 
@@ -250,14 +268,15 @@ PTMON_EXTERN int ptmon_fake_get_entry(ptmon_fake *fake, uint64_t cr3, uint64_t v
                                       uint64_t *value);
 
 /** Store @p value (any bits, reserved ones included) into the entry at @p level on the path
- *  of @p va, as one guest store. */
+ *  of @p va, as one guest store. In 32-bit paging a value wider than 32 bits is PTMON_EINVAL. */
 PTMON_EXTERN int ptmon_fake_set_entry(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned level,
                                       uint64_t value);
 
 /**
  * Point the entry at @p level on the path of @p va to the existing table at @p table_gpa (a
  * frame-aligned GPA, or any GPA at all, outside RAM included: the builder does not check) with
- * @p bits (P is implied). Builds aliased tables, loops and tables outside RAM.
+ * @p bits (P is implied; stored as table_gpa | bits | P, as ptmon_fake_set_entry would).
+ * Builds aliased tables, loops and tables outside RAM.
  */
 PTMON_EXTERN int ptmon_fake_link(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned level,
                                  uint64_t table_gpa, uint64_t bits);
@@ -284,7 +303,9 @@ PTMON_EXTERN const char *ptmon_fake_op_name(enum ptmon_fake_op op);
  * Make the @p nth next call (1 = the very next) of glue operation @p op fail with @p error
  * (a negative PTMON_E* code; for PTMON_FAKE_OP_ALLOC the allocation returns NULL, for LOG the
  * line is dropped). One shot: later calls succeed. Arming again replaces the previous setting;
- * @p nth = 0 disarms.
+ * @p nth = 0 disarms. A non-negative @p error is replaced by PTMON_EIO. A call counts toward
+ * @p nth even if it would have failed anyway; realloc frees and shrinks are not calls of
+ * PTMON_FAKE_OP_ALLOC and never fail.
  */
 PTMON_EXTERN void ptmon_fake_fail_nth(ptmon_fake *fake, enum ptmon_fake_op op, uint64_t nth,
                                       int error);
@@ -292,8 +313,13 @@ PTMON_EXTERN void ptmon_fake_fail_nth(ptmon_fake *fake, enum ptmon_fake_op op, u
 /** @return 1 if the injected failure armed for @p op has fired since it was armed, else 0. */
 PTMON_EXTERN int ptmon_fake_failure_fired(const ptmon_fake *fake, enum ptmon_fake_op op);
 
-/** Log lines received through the glue are kept here (the last one), for tests. */
+/** Log lines received through the glue are kept here (the last one, truncated to 255
+ *  bytes), for tests. */
 PTMON_EXTERN const char *ptmon_fake_last_log(const ptmon_fake *fake);
+
+/** @return how many glue pause calls are not yet matched by a resume (resume at 0 fails with
+ *  PTMON_EINVAL). */
+PTMON_EXTERN unsigned ptmon_fake_pause_depth(const ptmon_fake *fake);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,7 @@ int ptmon_paging_from_regs(uint64_t cr0, uint64_t cr4, uint64_t efer, unsigned m
 {
     ptmon_paging pg = {PTMON_MODE_OFF, 0, maxphyaddr ? maxphyaddr : 52};
 
-    if (!out || maxphyaddr > 52)
+    if (!out || maxphyaddr > 52 || (maxphyaddr != 0 && maxphyaddr < 32))
         return PTMON_EINVAL;
     /* IA-32e mode is only ever active with paging and PAE on; the CPU refuses anything else. */
     if ((efer & EFER_LMA) && (!(cr0 & CR0_PG) || !(cr4 & CR4_PAE)))

@@ -54,7 +54,9 @@ uint64_t pt_entry_gpa(const ptmon_paging *pg, uint64_t table_gpa, unsigned level
  *  4 GiB for 32-bit and PAE). */
 int pt_va_valid(const ptmon_paging *pg, uint64_t va);
 
-/** Decode @p entry found at @p level. Pure: no memory access. */
+/** Decode @p entry found at @p level. Pure: no memory access. A present entry at a level the
+ *  mode does not have decodes as PT_RESERVED with every bit reported. rights are filled for
+ *  PT_RESERVED entries too (for hooks), 0 for PT_NOT_PRESENT. */
 void pt_decode(const ptmon_paging *pg, unsigned level, uint64_t entry, struct pt_entry_info *out);
 
 /** Reads @p len bytes of guest memory at @p gpa; returns 0 or a negative PTMON_E* code
@@ -76,8 +78,9 @@ struct pt_walk_ops {
 /**
  * Walk @p va from the root of @p cr3, filling @p out exactly as ptmon_translate documents.
  * @p ops (may be NULL) is called at each level with @p ops_ctx.
- * @return 0 when the walk ran to an outcome (out->status), a hook's nonzero return, or the read
- *         function's error other than PTMON_ERANGE (out->status is then unspecified).
+ * @return 0 when the walk ran to an outcome (out->status); otherwise @p out is unspecified and
+ *         the value is a hook's nonzero return, the read function's error other than
+ *         PTMON_ERANGE, PTMON_ENOTSUP (paging OFF/AUTO) or PTMON_EINVAL (NULL argument).
  */
 int pt_walk(const ptmon_paging *pg, pt_read_fn read, void *read_ctx, uint64_t cr3, uint64_t va,
             const struct pt_walk_ops *ops, void *ops_ctx, ptmon_walk *out);
