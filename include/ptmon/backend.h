@@ -23,17 +23,6 @@
 extern "C" {
 #endif
 
-/** Frame access rights (EPT/NPT permissions) as ptmon sees them. */
-enum ptmon_access {
-    PTMON_ACCESS_R = 1u << 0,
-    PTMON_ACCESS_W = 1u << 1,
-    PTMON_ACCESS_X = 1u << 2,
-    PTMON_ACCESS_RWX = 7u,
-};
-/** Bits a backend may use for its own state (a Xen access type, a p2m type). ptmon never
- *  interprets them; it restores them exactly as get_access returned them. */
-#define PTMON_ACCESS_BACKEND_MASK 0xffffff00u
-
 /** Log levels for the log member. */
 enum ptmon_log_level {
     PTMON_LOG_ERROR = 0,
@@ -41,38 +30,6 @@ enum ptmon_log_level {
     PTMON_LOG_INFO = 2,
     PTMON_LOG_DEBUG = 3,
 };
-
-/** How a backend delivers a write into a protected frame. */
-enum ptmon_delivery {
-    /** Before the write happens: the bytes are the NEW bytes (or unknown), and the answer
-     *  decides whether it happens. */
-    PTMON_DELIVERY_PRE = 0,
-    /** After the write happened: memory already holds the new bytes. */
-    PTMON_DELIVERY_POST = 1,
-};
-
-/** What the backend must do with the access it reported. */
-enum ptmon_action {
-    PTMON_ACTION_ALLOW = 0,    /**< PRE: perform the write (or let the vCPU retry it unprotected) */
-    PTMON_ACTION_DENY = 1,     /**< PRE: skip the write (advance past the instruction) */
-    PTMON_ACTION_EMULATED = 2, /**< PRE: ptmon already performed it through emulate_write */
-};
-
-/**
- * One access to a protected frame, as a backend reports it. The fake guest delivers exactly this
- * structure; the event entry point of the watch engine takes it.
- */
-typedef struct ptmon_mem_event {
-    uint32_t vcpu;     /**< the vCPU that made the access */
-    uint32_t access;   /**< PTMON_ACCESS_R, _W or _X: the kind of access that faulted */
-    uint64_t gpa;      /**< first byte accessed */
-    uint32_t size;     /**< bytes accessed (1..4096; a rep-string range may cover many entries) */
-    uint32_t delivery; /**< enum ptmon_delivery */
-    /** For writes. PRE: the bytes about to be written, or NULL if the backend does not know
-     *  them (then ptmon asks emulate_write to perform the write and report them). POST: the
-     *  bytes now in memory, or NULL (ptmon re-reads guest memory). */
-    const void *bytes;
-} ptmon_mem_event;
 
 /** vCPU registers ptmon may need (the paging mode). */
 typedef struct ptmon_vcpu_regs {
@@ -174,8 +131,23 @@ typedef struct ptmon_glue {
 /** Initialiser: the current version, every callback absent. */
 #define PTMON_GLUE_INIT {PTMON_GLUE_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}
 
-/** @return the name of an action ("allow", "deny", "emulated"), or "?" */
-PTMON_EXTERN const char *ptmon_action_name(enum ptmon_action action);
+/**
+ * The event entry point: the backend reports an access to a frame ptmon restricted (a write for
+ * page-table monitoring; reads and executions for frame hooks).
+ *
+ * Called by: the backend, on the thread that owns the instance, once per access (a rep-string
+ * range once per frame). Not from inside a glue callback.
+ * PRE delivery: the access has not happened. The return value says what to do: ALLOW (perform
+ * it), DENY (skip it), EMULATED (ptmon performed it through emulate_write).
+ * POST delivery: the write already happened; ptmon restores the old entries itself (through
+ * emulate_write) if a callback denies, and returns ALLOW.
+ * An event for a frame ptmon no longer restricts (it was in flight when ptmon relaxed it) is
+ * answered ALLOW.
+ *
+ * @return an enum ptmon_action (>= 0), or a negative error: PTMON_EINVAL (NULL, size 0 or the
+ *         range leaves its frame, unknown access or delivery).
+ */
+PTMON_EXTERN int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev);
 
 #ifdef __cplusplus
 }

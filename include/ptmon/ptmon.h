@@ -132,7 +132,7 @@ enum ptmon_paging_flags {
 typedef struct ptmon_paging {
     enum ptmon_paging_mode mode;
     unsigned flags;      /**< PTMON_PAGING_* */
-    unsigned maxphyaddr; /**< physical-address width in bits (CPUID 0x80000008); 0 means 52 */
+    unsigned maxphyaddr; /**< physical-address width in bits, 32..52 (CPUID 0x80000008); 0 means 52 */
 } ptmon_paging;
 
 /**
@@ -143,10 +143,10 @@ typedef struct ptmon_paging {
  * EFER.NXE sets PTMON_PAGING_NXE for PAE and IA-32e modes.
  *
  * @param cr0, cr4, efer  the vCPU's registers
- * @param maxphyaddr      physical-address width in bits (1..52), or 0 for 52
+ * @param maxphyaddr      physical-address width in bits (32..52), or 0 for 52
  * @param[out] out        the result
  * @return 0, or PTMON_EINVAL for a combination the CPU refuses (EFER.LMA without CR4.PAE or
- *         without CR0.PG, maxphyaddr > 52, NULL @p out).
+ *         without CR0.PG, maxphyaddr outside 32..52 and not 0, NULL @p out).
  */
 PTMON_EXTERN int ptmon_paging_from_regs(uint64_t cr0, uint64_t cr4, uint64_t efer,
                                         unsigned maxphyaddr, ptmon_paging *out);
@@ -156,6 +156,57 @@ PTMON_EXTERN unsigned ptmon_paging_levels(enum ptmon_paging_mode mode);
 
 /** @return a static name for @p mode: "off", "32-bit", "PAE", "4-level", "5-level", "auto". */
 PTMON_EXTERN const char *ptmon_paging_mode_name(enum ptmon_paging_mode mode);
+
+/* ===================================================================================== */
+/* Guest memory accesses                                                                 */
+/* ===================================================================================== */
+
+/** Frame access rights (EPT/NPT permissions) as ptmon sees them. */
+enum ptmon_access {
+    PTMON_ACCESS_R = 1u << 0,
+    PTMON_ACCESS_W = 1u << 1,
+    PTMON_ACCESS_X = 1u << 2,
+    PTMON_ACCESS_RWX = 7u,
+};
+/** Bits a backend may use for its own state (a Xen access type, a p2m type). ptmon never
+ *  interprets them; it restores them exactly as get_access returned them. */
+#define PTMON_ACCESS_BACKEND_MASK 0xffffff00u
+
+/** How a backend delivers a write into a protected frame. */
+enum ptmon_delivery {
+    /** Before the write happens: the bytes are the NEW bytes (or unknown), and the answer
+     *  decides whether it happens. */
+    PTMON_DELIVERY_PRE = 0,
+    /** After the write happened: memory already holds the new bytes. */
+    PTMON_DELIVERY_POST = 1,
+};
+
+/** What the backend must do with the access it reported. */
+enum ptmon_action {
+    PTMON_ACTION_ALLOW = 0,    /**< PRE: perform the write (or let the vCPU retry it unprotected) */
+    PTMON_ACTION_DENY = 1,     /**< PRE: skip the write (advance past the instruction) */
+    PTMON_ACTION_EMULATED = 2, /**< PRE: ptmon already performed it through emulate_write */
+};
+
+/**
+ * One access to a protected frame, as a backend reports it. The fake guest delivers exactly this
+ * structure; the event entry point of the watch engine takes it.
+ */
+typedef struct ptmon_mem_event {
+    uint32_t vcpu;     /**< the vCPU that made the access */
+    uint32_t access;   /**< PTMON_ACCESS_R, _W or _X: the kind of access that faulted */
+    uint64_t gpa;      /**< first byte accessed */
+    uint32_t size;     /**< bytes accessed (1..4096; a rep-string range may cover many entries) */
+    uint32_t delivery; /**< enum ptmon_delivery */
+    /** For writes. PRE: the bytes about to be written, or NULL if the backend does not know
+     *  them (then ptmon asks emulate_write to perform the write and report them). POST: the
+     *  bytes now in memory, or NULL (ptmon re-reads guest memory). */
+    const void *bytes;
+} ptmon_mem_event;
+
+/** @return the name of an action ("allow", "deny", "emulated"), or "?" */
+PTMON_EXTERN const char *ptmon_action_name(enum ptmon_action action);
+
 
 /* ===================================================================================== */
 /* Instance                                                                              */
@@ -203,6 +254,51 @@ PTMON_EXTERN void ptmon_destroy(ptmon *pm);
 PTMON_EXTERN ptmon_paging ptmon_get_paging(const ptmon *pm);
 
 /* ===================================================================================== */
+/* Frame hooks                                                                           */
+/* ===================================================================================== */
+
+/** A hook on a range of guest-physical memory. Opaque; owned by the instance. */
+typedef struct ptmon_hook ptmon_hook;
+
+/**
+ * Called for a guest access to a hooked range (from inside ptmon_handle_event()).
+ * @return PTMON_ACTION_ALLOW, or PTMON_ACTION_DENY to veto a PRE-delivered write (ignored for
+ *         reads, executions and POST-delivered writes, which have already happened).
+ * The callback may add and remove hooks (its own included); a removed hook is not called again.
+ */
+typedef int (*ptmon_hook_fn)(ptmon *pm, ptmon_hook *hook, void *ctx, const ptmon_mem_event *ev);
+
+/**
+ * Hook the guest-physical range [gpa, gpa + len), which must lie within one 4 KiB frame, for the
+ * accesses in @p access (PTMON_ACCESS_R/W/X, at least one). The frame's rights are restricted
+ * through the backend at once (a read hook also removes write access: EPT cannot express
+ * write-without-read); the rights the frame had before ptmon first restricted it are restored
+ * exactly once no hook needs the restriction any more (at the next commit).
+ *
+ * @return 0 and the hook in @p out; PTMON_EINVAL (bad range or access, NULL argument),
+ *         PTMON_ERANGE (frame outside guest RAM), PTMON_ENOMEM, or the backend's error. On
+ *         error nothing changed.
+ */
+PTMON_EXTERN int ptmon_hook_gpa(ptmon *pm, uint64_t gpa, uint32_t len, uint32_t access,
+                                ptmon_hook_fn fn, void *ctx, ptmon_hook **out);
+
+/**
+ * Remove a hook. It is never called again; its memory is freed and the frame's rights relaxed
+ * at the next commit (end of the current event, or before this call returns when made outside
+ * an event). @return 0 or PTMON_EINVAL (NULL, or already removed).
+ */
+PTMON_EXTERN int ptmon_unhook(ptmon_hook *hook);
+
+/**
+ * Apply deferred work now: free removed objects and restore the rights of frames nothing needs
+ * any more (batched through the backend). ptmon commits by itself at the end of every event and
+ * of every call made outside an event; call this after changing rights behind ptmon's back.
+ * @return 0, or the first backend error (the frames concerned stay protected and are retried at
+ *         the next commit).
+ */
+PTMON_EXTERN int ptmon_commit(ptmon *pm);
+
+/* ===================================================================================== */
 /* Page walk                                                                             */
 /* ===================================================================================== */
 
@@ -243,7 +339,10 @@ typedef struct ptmon_walk {
     uint64_t page_gpa;      /**< base GPA of the page (OK only) */
     uint64_t gpa;           /**< GPA of va itself: page_gpa + offset (OK only) */
     uint64_t page_size;     /**< 4 KiB, 2 MiB, 4 MiB, 1 GiB (OK only), else 0 */
-    unsigned rights;        /**< PTMON_RIGHT_*, combined over the levels walked */
+    /** PTMON_RIGHT_*: W and U ANDed, NX ORed over the entries the walk passed through (the
+     *  table pointers above stop_level, and the leaf when OK); a not-present or reserved
+     *  stopping entry adds nothing; 0 when the walk stopped at top_level. */
+    unsigned rights;
 } ptmon_walk;
 
 /**
@@ -259,6 +358,146 @@ PTMON_EXTERN int ptmon_translate(ptmon *pm, uint64_t cr3, uint64_t va, ptmon_wal
 
 /** @return a static name for a walk status ("ok", "not present", ...). */
 PTMON_EXTERN const char *ptmon_walk_status_name(enum ptmon_walk_status status);
+
+/* ===================================================================================== */
+/* Watches                                                                               */
+/* ===================================================================================== */
+
+/** A watched virtual address. Opaque; owned by the instance. (No typedef: ptmon_watch is the
+ *  function that creates one.) */
+struct ptmon_watch;
+
+/** The translation of a watched VA as ptmon last reported it. */
+typedef struct ptmon_translation {
+    /** PTMON_WALK_OK when present; NOT_PRESENT, RESERVED (treated as not present) or
+     *  OUTSIDE_RAM (a table on the path is not in guest RAM) otherwise. */
+    enum ptmon_walk_status status;
+    unsigned level;     /**< level of the entry where the walk stops (the leaf when present) */
+    uint64_t entry;     /**< that entry's value (for OUTSIDE_RAM: 0) */
+    uint64_t page_size; /**< what an entry at that level maps: 4K, 2M/4M, 1G, ... (never 0) */
+    uint64_t frame;     /**< page base GPA when present, else 0 */
+    unsigned rights;    /**< PTMON_RIGHT_*, as in ptmon_walk */
+} ptmon_translation;
+
+/** One change of a watched translation, as passed to a watch callback. */
+typedef struct ptmon_change {
+    uint64_t cr3;           /**< the CR3 given to ptmon_watch (PCID bits included) */
+    uint64_t va;            /**< the watched VA */
+    ptmon_translation before; /**< as last reported: the latest state the watch was in */
+    ptmon_translation after;  /**< as it is after this write */
+    unsigned level;         /**< level of the entry whose write caused the change */
+    uint32_t vcpu;          /**< the vCPU that wrote */
+    /** 1 when this call undoes a change reported earlier in the same event because a later
+     *  callback denied the write; its return value is ignored. */
+    unsigned reverted;
+} ptmon_change;
+
+/**
+ * Called when a watched translation changes (from inside ptmon_handle_event(), after every
+ * tree change of the write is done). @return 0 (PTMON_ACTION_ALLOW) to accept, or
+ * PTMON_ACTION_DENY to veto the write: it is then not performed (PRE delivery) or undone (POST
+ * delivery), callbacks not yet called for it are not called, and those already called are
+ * called again with the reverse change (reverted = 1, before and after swapped).
+ * The callback may add or remove any watch, its own included; a removed watch is never called
+ * again; a watch added here is not notified of the write in progress.
+ */
+typedef int (*ptmon_watch_fn)(ptmon *pm, struct ptmon_watch *watch, void *ctx, const ptmon_change *change);
+
+/** Flags of ptmon_watch(). */
+enum ptmon_watch_flags {
+    /** Called before the ordinary watches of the same leaf (each group in placement order). */
+    PTMON_WATCH_HIGH_PRIORITY = 1u << 0,
+};
+
+/**
+ * Watch the translation of @p va in the address space rooted at @p cr3 (PCID and flag bits are
+ * ignored: the same root is the same address space). Every page-table page on the walk is
+ * write-protected (protect first, then read) down to the entry where the walk stops: the leaf,
+ * a not-present entry, or a large page. No callback at placement.
+ *
+ * @return 0 and the handle in @p out; PTMON_EINVAL (NULL argument, unknown flag, a VA the mode
+ *         cannot translate), PTMON_ENOMEM, or a backend error. Nothing is left behind on error.
+ */
+PTMON_EXTERN int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags,
+                             ptmon_watch_fn fn, void *ctx, struct ptmon_watch **out);
+
+/**
+ * Stop watching. The watch is never called again (even if queued for the event in progress).
+ * Memory and protection are released at the next commit: at the end of the current event, or
+ * before this call returns when made outside an event. @return 0, PTMON_EINVAL (NULL or already
+ * removed), or the commit's backend error (the watch is removed all the same).
+ */
+PTMON_EXTERN int ptmon_unwatch(struct ptmon_watch *watch);
+
+/** @return the translation as last reported to @p watch (its "old" for the next change). */
+PTMON_EXTERN ptmon_translation ptmon_watch_translation(const struct ptmon_watch *watch);
+
+/** Configure which entry bits are monitored (default PTMON_DEFAULT_MONITORED). Address bits
+ *  are always monitored; PS is only ever compared at levels where it selects the page size. */
+PTMON_EXTERN void ptmon_set_monitored_bits(ptmon *pm, uint64_t bits);
+
+/** P, R/W, U/S, PS (where it means page size), NX and the address bits. */
+#define PTMON_DEFAULT_MONITORED (PTMON_PTE_P | PTMON_PTE_RW | PTMON_PTE_US | PTMON_PTE_PS | PTMON_PTE_NX)
+
+/* ===================================================================================== */
+/* Self-inspection                                                                       */
+/* ===================================================================================== */
+
+/** Kinds of integrity findings. */
+enum ptmon_finding_kind {
+    PTMON_FINDING_STALE_RECORD = 1, /**< a watch's record differs from a fresh walk */
+    PTMON_FINDING_REFCOUNT,         /**< a node's refcount differs from the watches through it */
+    PTMON_FINDING_UNPROTECTED,      /**< a frame holding watched entries is not write-protected */
+    PTMON_FINDING_STRAY,            /**< a node, table or frame is used by no live watch */
+    PTMON_FINDING_CACHE,            /**< a node's cached entry differs from memory (monitored bits) */
+};
+
+/** One problem ptmon_check found. */
+typedef struct ptmon_finding {
+    enum ptmon_finding_kind kind;
+    const struct ptmon_watch *watch; /**< the watch concerned, or NULL */
+    uint64_t gpa;             /**< entry or frame address concerned, or 0 */
+    unsigned level;
+    char text[120]; /**< a readable description */
+} ptmon_finding;
+
+/**
+ * Check the engine against guest memory: re-walk every watch and compare with its record;
+ * verify reference counts, that exactly the frames holding watched entries are write-protected,
+ * and that nothing unreachable is kept.
+ * @param out, max  caller-owned array for up to @p max findings (may be NULL, 0)
+ * @return the number of findings (0: all good; may exceed @p max), or a negative error.
+ */
+PTMON_EXTERN int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max);
+
+/** Counters and sizes of an instance. */
+typedef struct ptmon_stats {
+    uint64_t watches;          /**< live watches */
+    uint64_t nodes;            /**< entry nodes */
+    uint64_t tables;           /**< table records */
+    uint64_t frames;           /**< frame records (restricted frames) */
+    uint64_t bytes;            /**< bytes allocated by ptmon for this instance */
+    uint64_t events;           /**< events handled */
+    uint64_t events_irrelevant; /**< writes that changed no watched entry */
+    uint64_t events_denied;    /**< events answered DENY (or undone, POST) */
+    uint64_t callbacks;        /**< watch callbacks made */
+} ptmon_stats;
+
+/** Fill @p out with the instance's statistics. @return 0 or PTMON_EINVAL. */
+PTMON_EXTERN int ptmon_get_stats(const ptmon *pm, ptmon_stats *out);
+
+/** Dump formats. */
+enum ptmon_dump_format {
+    PTMON_DUMP_TEXT = 0, /**< one line per watch, node and table */
+    PTMON_DUMP_DOT = 1,  /**< a Graphviz digraph of the entry tree */
+};
+
+/** Receives dump output piece by piece. */
+typedef void (*ptmon_write_fn)(void *ctx, const char *text);
+
+/** Dump the watched tree. @return 0 or PTMON_EINVAL. */
+PTMON_EXTERN int ptmon_dump(const ptmon *pm, enum ptmon_dump_format format, ptmon_write_fn write,
+                            void *ctx);
 
 #ifdef __cplusplus
 }

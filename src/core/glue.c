@@ -89,3 +89,43 @@ void glue_log(const ptmon_glue *glue, int level, const char *fmt, ...)
     va_end(ap);
     glue->log(glue->backend, level, line);
 }
+
+int glue_get_access(const ptmon_glue *glue, uint64_t gfn, uint32_t *access)
+{
+    return glue_result(glue->get_access(glue->backend, gfn, access));
+}
+
+int glue_set_access(const ptmon_glue *glue, uint64_t gfn, uint32_t access)
+{
+    return glue_result(glue->set_access(glue->backend, gfn, access));
+}
+
+int glue_set_access_many(const ptmon_glue *glue, const uint64_t *gfns, const uint32_t *access,
+                         size_t n, size_t *done)
+{
+    int rc = 0;
+
+    *done = 0;
+    if (glue->set_access_batch && n > 1) {
+        rc = glue_result(glue->set_access_batch(glue->backend, gfns, access, n, done));
+        if (rc == 0)
+            *done = n;
+        else if (*done > n)
+            *done = 0; /* a backend that reports nonsense gets no benefit of the doubt */
+        return rc;
+    }
+    for (; *done < n; (*done)++) {
+        rc = glue_set_access(glue, gfns[*done], access[*done]);
+        if (rc < 0)
+            break;
+    }
+    return rc;
+}
+
+int glue_emulate_write(const ptmon_glue *glue, uint32_t vcpu, uint64_t gpa, uint32_t size,
+                       const void *bytes, void *written)
+{
+    if (!glue->emulate_write)
+        return PTMON_ENOCALLBACK;
+    return glue_result(glue->emulate_write(glue->backend, vcpu, gpa, size, bytes, written));
+}

@@ -4,8 +4,10 @@
  *
  * Owns: struct ptmon's lifetime. Calls glue.c, paging.c and walk.c.
  */
+#include "core/frame.h"
 #include "core/internal.h"
 #include "core/walk.h"
+#include "core/watch.h"
 
 #include <string.h>
 
@@ -72,6 +74,8 @@ int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in
     memset(pm, 0, sizeof(*pm));
     pm->glue = glue;
     pm->paging = paging;
+    map_init(&pm->frames);
+    pm->monitored = PTMON_DEFAULT_MONITORED;
     glue_log(&pm->glue, PTMON_LOG_INFO, "ptmon %s: instance created, %s paging, maxphyaddr %u",
              ptmon_version_string(), ptmon_paging_mode_name(paging.mode), paging.maxphyaddr);
     *out = pm;
@@ -82,9 +86,24 @@ void ptmon_destroy(ptmon *pm)
 {
     if (!pm)
         return;
+    watch_destroy_all(pm);
+    frame_destroy_all(pm);
     /* Free through a copy: the glue lives inside the block being freed. */
     ptmon_glue glue = pm->glue;
     glue_free(&glue, pm, sizeof(*pm));
+}
+
+int ptmon_commit(ptmon *pm)
+{
+    if (!pm)
+        return PTMON_EINVAL;
+    watch_commit(pm);
+    return frame_commit(pm);
+}
+
+int instance_commit_if_idle(ptmon *pm)
+{
+    return pm->event_depth ? 0 : ptmon_commit(pm);
 }
 
 ptmon_paging ptmon_get_paging(const ptmon *pm)

@@ -9,12 +9,44 @@
 
 #include <ptmon/backend.h>
 
+#include "core/map.h"
+
 #include <stdarg.h>
+
+struct frame;
+struct ptmon_hook;
+struct ptmon_watch;
+
+/* The bytes of a PRE-delivered write the engine is acting on before they are in memory. */
+struct pending_write {
+    const uint8_t *bytes; /* NULL: none */
+    uint64_t gpa;
+    uint32_t size;
+};
 
 struct ptmon {
     ptmon_glue glue;     /* imported copy: members beyond the backend's version are NULL */
     ptmon_paging paging; /* resolved paging (never AUTO) */
+    uint64_t monitored;  /* entry bits whose change is reported */
+
+    struct map frames;           /* gfn -> struct frame (frame.c) */
+    struct frame *commit_frames; /* frames whose needs dropped since the last commit */
+    unsigned event_depth;        /* > 0 inside ptmon_handle_event: commits are deferred */
+
+    struct ptmon_watch *watches;      /* live watches (watch.c) */
+    struct ptmon_watch *dead_watches; /* removed, freed at commit */
+    struct ptmon_watch *touched;      /* watches the event in progress touched */
+    unsigned incomplete;              /* live watches whose placement must be retried */
+    uint64_t next_seq;
+    uint32_t epoch, mark;
+    struct pending_write pending;
+    struct {
+        uint64_t watches, nodes, tables, events, irrelevant, denied, callbacks;
+    } stats;
 };
+
+/* Commit deferred work unless an event is being handled (then its end commits). */
+int instance_commit_if_idle(ptmon *pm);
 
 /* ---- glue.c ------------------------------------------------------------------------------ */
 
@@ -28,6 +60,13 @@ void glue_free(const ptmon_glue *glue, void *ptr, size_t size);
 
 int glue_read_gpa(const ptmon_glue *glue, uint64_t gpa, void *buf, size_t len);
 int glue_get_vcpu_regs(const ptmon_glue *glue, uint32_t vcpu, ptmon_vcpu_regs *regs);
+int glue_get_access(const ptmon_glue *glue, uint64_t gfn, uint32_t *access);
+int glue_set_access(const ptmon_glue *glue, uint64_t gfn, uint32_t access);
+/* Batched when the backend can, one by one otherwise; *done = leading entries applied. */
+int glue_set_access_many(const ptmon_glue *glue, const uint64_t *gfns, const uint32_t *access,
+                         size_t n, size_t *done);
+int glue_emulate_write(const ptmon_glue *glue, uint32_t vcpu, uint64_t gpa, uint32_t size,
+                       const void *bytes, void *written);
 
 #if defined(__GNUC__)
 #define PTMON_PRINTF(a, b) __attribute__((format(printf, a, b)))

@@ -1,0 +1,95 @@
+/*
+ * entry.c — entry nodes, shared per (entry GPA, level) (see entry.h).
+ *
+ * Owns: struct entry. Calls table.c, frame.c, glue.c.
+ */
+#include "core/entry.h"
+#include "core/walk.h"
+
+#include <string.h>
+
+unsigned entry_slot(const ptmon *pm, uint64_t gpa)
+{
+    return (unsigned)((gpa & 0xfff) / pt_entry_size(&pm->paging));
+}
+
+struct entry *entry_find(const ptmon *pm, uint64_t gpa, unsigned level)
+{
+    struct frame *f = frame_find(pm, gpa >> 12);
+    if (!f || !f->table)
+        return NULL;
+    for (struct entry *e = table_slot_chain(f->table, entry_slot(pm, gpa)); e; e = e->slot_next)
+        if (e->level == level)
+            return e;
+    return NULL;
+}
+
+int entry_read(ptmon *pm, uint64_t gpa, uint64_t *value)
+{
+    unsigned size = pt_entry_size(&pm->paging);
+    uint8_t buf[8] = {0};
+    int rc = glue_read_gpa(&pm->glue, gpa, buf, size);
+
+    if (rc < 0)
+        return rc;
+    /* A PRE-delivered write is not in memory yet, but the tree is updated as if it were. */
+    if (pm->pending.bytes && gpa < pm->pending.gpa + pm->pending.size &&
+        pm->pending.gpa < gpa + size) {
+        for (unsigned i = 0; i < size; i++)
+            if (gpa + i >= pm->pending.gpa && gpa + i < pm->pending.gpa + pm->pending.size)
+                buf[i] = pm->pending.bytes[gpa + i - pm->pending.gpa];
+    }
+    *value = 0;
+    for (unsigned i = size; i-- > 0;)
+        *value = (*value << 8) | buf[i];
+    return 0;
+}
+
+int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
+{
+    struct entry *e = entry_find(pm, gpa, level);
+    struct table *t;
+    uint64_t value;
+    int rc;
+
+    if (e) {
+        e->refs++;
+        *out = e;
+        return 0;
+    }
+    rc = table_get(pm, gpa >> 12, &t); /* protect first ... */
+    if (rc < 0)
+        return rc;
+    rc = entry_read(pm, gpa, &value); /* ... then read */
+    if (rc == 0) {
+        e = glue_alloc(&pm->glue, sizeof(*e));
+        rc = e ? 0 : PTMON_ENOMEM;
+    }
+    if (rc == 0) {
+        memset(e, 0, sizeof(*e));
+        e->gpa = gpa;
+        e->value = value;
+        e->level = (uint8_t)level;
+        e->table = t;
+        rc = table_link(pm, t, entry_slot(pm, gpa), e);
+        if (rc < 0)
+            glue_free(&pm->glue, e, sizeof(*e));
+    }
+    if (rc < 0) {
+        table_put_if_empty(pm, t);
+        return rc;
+    }
+    pm->stats.nodes++;
+    e->refs = 1;
+    *out = e;
+    return 0;
+}
+
+void entry_put(ptmon *pm, struct entry *e)
+{
+    if (--e->refs)
+        return;
+    table_unlink(pm, e->table, entry_slot(pm, e->gpa), e);
+    glue_free(&pm->glue, e, sizeof(*e));
+    pm->stats.nodes--;
+}

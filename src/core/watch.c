@@ -1,0 +1,647 @@
+/*
+ * watch.c — watches and the engine that keeps them equal to guest memory (see watch.h and
+ * docs/ENGINE.md).
+ *
+ * Owns: struct ptmon_watch; placement; the per-write tree update; records; notification,
+ * deny and revert. Calls entry.c, table.c, frame.c, walk.c and glue.c.
+ *
+ * Entry nodes form a DAG (tables shared between address spaces share their nodes), so every
+ * watch keeps its own path. A change of node N touches exactly the watches with
+ * path[level(N)] == N; they are found by walking N's subtree (O(1) child lookups through the
+ * child table's record) and filtering on the path.
+ */
+#include "core/watch.h"
+#include "core/walk.h"
+
+#include <string.h>
+
+#define ADDR_BITS_64 0x000ffffffffff000ull
+#define ADDR_BITS_32 0x00000000fffff000ull
+
+static unsigned top_level(const ptmon *pm)
+{
+    return ptmon_paging_levels(pm->paging.mode);
+}
+
+/* ---- records -------------------------------------------------------------------------- */
+
+void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translation *out)
+{
+    unsigned top = top_level(pm), rights = PTMON_RIGHT_W | PTMON_RIGHT_U, passed = 0;
+    struct pt_entry_info info;
+
+    memset(out, 0, sizeof(*out));
+    if (w->depth > top) { /* the root table itself is outside RAM */
+        out->status = PTMON_WALK_OUTSIDE_RAM;
+        out->level = top;
+        out->page_size = pt_level_span(&pm->paging, top);
+        return;
+    }
+    for (unsigned level = top; level >= w->depth; level--) {
+        pt_decode(&pm->paging, level, w->path[level]->value, &info);
+        if (info.kind == PT_TABLE) {
+            rights = (rights & info.rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
+                     ((rights | info.rights) & PTMON_RIGHT_NX);
+            passed = 1;
+            if (level > w->depth)
+                continue;
+            /* the deepest node points to a table ptmon could not protect: outside RAM */
+            out->status = PTMON_WALK_OUTSIDE_RAM;
+            out->level = level - 1;
+            break;
+        }
+        out->level = level;
+        out->entry = w->path[level]->value;
+        if (info.kind == PT_LEAF) {
+            rights = (rights & info.rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
+                     ((rights | info.rights) & PTMON_RIGHT_NX);
+            passed = 1;
+            out->status = PTMON_WALK_OK;
+            out->frame = info.addr;
+            out->page_size = info.page_size;
+            out->rights = rights;
+            return;
+        }
+        out->status = info.kind == PT_RESERVED ? PTMON_WALK_RESERVED : PTMON_WALK_NOT_PRESENT;
+        break;
+    }
+    out->page_size = pt_level_span(&pm->paging, out->level);
+    out->rights = passed ? rights : 0;
+}
+
+/* Bits of an entry at @p level whose change is reported. */
+static uint64_t monitored_at(const ptmon *pm, unsigned level)
+{
+    uint64_t m = pm->monitored;
+    m |= pm->paging.mode == PTMON_MODE_32BIT ? ADDR_BITS_32 : ADDR_BITS_64;
+    /* bit 7 is PAT in a PTE; PS elsewhere, but reserved (never set in a usable entry) above */
+    if (level == 1)
+        m &= ~PTMON_PTE_PS;
+    return m;
+}
+
+/* Would a watch whose record went from @p a to @p b be told? */
+static int record_changed(const ptmon *pm, const ptmon_translation *a, const ptmon_translation *b)
+{
+    int pa = a->status == PTMON_WALK_OK, pb = b->status == PTMON_WALK_OK;
+
+    if (!pa && !pb)
+        return 0; /* not present -> not present: only remembered (C6) */
+    if (pa != pb || a->level != b->level || a->rights != b->rights)
+        return 1;
+    return ((a->entry ^ b->entry) & monitored_at(pm, a->level)) != 0;
+}
+
+/* ---- parked lists (ordered: high priority first, then placement order) ------------------ */
+
+static int park_before(const struct ptmon_watch *a, const struct ptmon_watch *b)
+{
+    unsigned ha = a->flags & PTMON_WATCH_HIGH_PRIORITY, hb = b->flags & PTMON_WATCH_HIGH_PRIORITY;
+    return ha != hb ? ha > hb : a->seq < b->seq;
+}
+
+static void park(struct ptmon_watch *w, struct entry *e)
+{
+    struct ptmon_watch *after = e->parked_tail;
+
+    /* Newly placed and moved watches usually belong at the end: scan from the tail. */
+    while (after && park_before(w, after))
+        after = after->park_prev;
+    w->park_prev = after;
+    w->park_next = after ? after->park_next : e->parked_head;
+    if (w->park_next)
+        w->park_next->park_prev = w;
+    else
+        e->parked_tail = w;
+    if (after)
+        after->park_next = w;
+    else
+        e->parked_head = w;
+}
+
+static void unpark(struct ptmon_watch *w)
+{
+    struct entry *e;
+
+    if (w->depth > top_level(w->pm))
+        return;
+    e = w->path[w->depth];
+    if (w->park_prev)
+        w->park_prev->park_next = w->park_next;
+    else
+        e->parked_head = w->park_next;
+    if (w->park_next)
+        w->park_next->park_prev = w->park_prev;
+    else
+        e->parked_tail = w->park_prev;
+    w->park_prev = w->park_next = NULL;
+}
+
+/* ---- placement ------------------------------------------------------------------------ */
+
+/* Give back the nodes of w's path below @p level (the watch must be unparked). */
+static void release_below(ptmon *pm, struct ptmon_watch *w, unsigned level)
+{
+    for (unsigned l = w->depth; l < level; l++) {
+        if (w->path[l]) {
+            entry_put(pm, w->path[l]);
+            w->path[l] = NULL;
+        }
+    }
+    if (w->depth < level)
+        w->depth = (uint8_t)level;
+}
+
+/*
+ * Extend w's path downward from @p from (path[from + 1 ..] is set and path[from + 1] is a table
+ * pointer, or from == top), then park it on its deepest node. On an error other than "table
+ * outside RAM" the watch is parked where it got to and the error returned.
+ */
+static int place_from(ptmon *pm, struct ptmon_watch *w, unsigned from)
+{
+    unsigned top = top_level(pm);
+    struct pt_entry_info info;
+    uint64_t table = w->root;
+    int rc = 0;
+
+    if (from < top) {
+        pt_decode(&pm->paging, from + 1, w->path[from + 1]->value, &info);
+        table = info.addr;
+    }
+    w->depth = (uint8_t)(from + 1);
+    for (unsigned level = from; level >= 1; level--) {
+        struct entry *e;
+        rc = entry_get(pm, pt_entry_gpa(&pm->paging, table, level, w->va), level, &e);
+        if (rc < 0)
+            break;
+        w->path[level] = e;
+        w->depth = (uint8_t)level;
+        pt_decode(&pm->paging, level, e->value, &info);
+        if (info.kind != PT_TABLE || level == 1)
+            break;
+        table = info.addr;
+    }
+    if (rc == PTMON_ERANGE)
+        rc = 0; /* a table outside guest RAM: the walk stops there, nothing to protect */
+    if (w->depth <= top)
+        park(w, w->path[w->depth]);
+    return rc;
+}
+
+static void release_all(ptmon *pm, struct ptmon_watch *w)
+{
+    unpark(w);
+    release_below(pm, w, top_level(pm) + 1);
+}
+
+/* Retry the placement of a watch whose path stopped early on an error. */
+static void complete_placement(ptmon *pm, struct ptmon_watch *w)
+{
+    unsigned top = top_level(pm);
+    struct pt_entry_info info;
+
+    unpark(w);
+    if (w->depth > top) {
+        w->incomplete = place_from(pm, w, top) < 0;
+    } else {
+        pt_decode(&pm->paging, w->depth, w->path[w->depth]->value, &info);
+        if (info.kind == PT_TABLE && w->depth > 1)
+            w->incomplete = place_from(pm, w, w->depth - 1u) < 0;
+        else {
+            park(w, w->path[w->depth]);
+            w->incomplete = 0;
+        }
+    }
+    if (!w->incomplete)
+        pm->incomplete--;
+}
+
+/* ---- the instance's watch list --------------------------------------------------------- */
+
+static void list_push(struct ptmon_watch **head, struct ptmon_watch *w)
+{
+    w->all_prev = NULL;
+    w->all_next = *head;
+    if (*head)
+        (*head)->all_prev = w;
+    *head = w;
+}
+
+static void list_remove(struct ptmon_watch **head, struct ptmon_watch *w)
+{
+    if (w->all_prev)
+        w->all_prev->all_next = w->all_next;
+    else
+        *head = w->all_next;
+    if (w->all_next)
+        w->all_next->all_prev = w->all_prev;
+}
+
+int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watch_fn fn,
+                void *ctx, struct ptmon_watch **out)
+{
+    struct ptmon_watch *w;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!pm || !fn || !out || (flags & ~(unsigned)PTMON_WATCH_HIGH_PRIORITY) ||
+        !pt_va_valid(&pm->paging, va))
+        return PTMON_EINVAL;
+    w = glue_alloc(&pm->glue, sizeof(*w));
+    if (!w)
+        return PTMON_ENOMEM;
+    memset(w, 0, sizeof(*w));
+    w->pm = pm;
+    w->cr3 = cr3;
+    w->va = va;
+    w->root = pt_root_gpa(&pm->paging, cr3);
+    w->fn = fn;
+    w->ctx = ctx;
+    w->flags = (uint8_t)flags;
+    w->seq = pm->next_seq++;
+    rc = place_from(pm, w, top_level(pm));
+    if (rc < 0) {
+        release_all(pm, w); /* nothing half-placed stays behind */
+        glue_free(&pm->glue, w, sizeof(*w));
+        instance_commit_if_idle(pm);
+        return rc;
+    }
+    watch_compute(pm, w, &w->rec);
+    list_push(&pm->watches, w);
+    pm->stats.watches++;
+    *out = w;
+    return 0;
+}
+
+int ptmon_unwatch(struct ptmon_watch *w)
+{
+    ptmon *pm;
+
+    if (!w || w->dead)
+        return PTMON_EINVAL;
+    pm = w->pm;
+    w->dead = 1;
+    if (w->incomplete)
+        pm->incomplete--;
+    release_all(pm, w);
+    list_remove(&pm->watches, w);
+    list_push(&pm->dead_watches, w);
+    pm->stats.watches--;
+    return instance_commit_if_idle(pm);
+}
+
+ptmon_translation ptmon_watch_translation(const struct ptmon_watch *w)
+{
+    ptmon_translation none;
+    if (w)
+        return w->rec;
+    memset(&none, 0, sizeof(none));
+    return none;
+}
+
+void ptmon_set_monitored_bits(ptmon *pm, uint64_t bits)
+{
+    if (pm)
+        pm->monitored = bits;
+}
+
+void watch_commit(ptmon *pm)
+{
+    while (pm->dead_watches) {
+        struct ptmon_watch *w = pm->dead_watches;
+        pm->dead_watches = w->all_next;
+        glue_free(&pm->glue, w, sizeof(*w));
+    }
+    if (pm->incomplete)
+        for (struct ptmon_watch *w = pm->watches; w; w = w->all_next)
+            if (w->incomplete) {
+                complete_placement(pm, w);
+                watch_compute(pm, w, &w->rec);
+            }
+}
+
+void watch_destroy_all(ptmon *pm)
+{
+    while (pm->watches) {
+        struct ptmon_watch *w = pm->watches;
+        release_all(pm, w);
+        pm->watches = w->all_next;
+        glue_free(&pm->glue, w, sizeof(*w));
+    }
+    pm->stats.watches = 0;
+    watch_commit(pm);
+}
+
+/* ---- the tree update for one write ------------------------------------------------------ */
+
+static void touch(ptmon *pm, struct ptmon_watch *w, unsigned level)
+{
+    if (w->touched_epoch == pm->epoch)
+        return;
+    w->touched_epoch = pm->epoch;
+    w->before = w->rec;
+    w->cause_level = (uint8_t)level;
+    w->touched_next = pm->touched;
+    pm->touched = w;
+}
+
+/* Add to @p list the watches below (or parked on) @p x whose path goes through @p n. */
+static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_watch **list)
+{
+    struct pt_entry_info info;
+    struct frame *f;
+
+    for (struct ptmon_watch *w = x->parked_head; w; w = w->park_next) {
+        if (w->path[n->level] != n || w->mark == pm->mark)
+            continue;
+        w->mark = pm->mark;
+        w->scratch_next = *list;
+        *list = w;
+    }
+    if (x->level == 1)
+        return;
+    pt_decode(&pm->paging, x->level, x->value, &info);
+    if (info.kind != PT_TABLE)
+        return;
+    f = frame_find(pm, info.addr >> 12);
+    if (!f || !f->table)
+        return;
+    for (uint32_t r = 0; r < f->table->count; r++)
+        for (struct entry *c = f->table->chains[r]; c; c = c->slot_next)
+            if (c->level == x->level - 1)
+                collect(pm, n, c, list);
+}
+
+/* Does the walk below a node take another way after its value went from @p a to @p b? */
+static int reroutes(const struct pt_entry_info *a, const struct pt_entry_info *b)
+{
+    if (a->kind != b->kind)
+        return a->kind == PT_TABLE || b->kind == PT_TABLE;
+    return a->kind == PT_TABLE && a->addr != b->addr;
+}
+
+/* Node @p n now holds @p value: re-route the watches through it and mark them touched. */
+static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
+{
+    struct pt_entry_info before, after;
+    struct ptmon_watch *list = NULL;
+    int rc = 0;
+
+    pt_decode(&pm->paging, n->level, n->value, &before);
+    pt_decode(&pm->paging, n->level, value, &after);
+    pm->mark++;
+    collect(pm, n, n, &list); /* with the old value: that is where the children are */
+    n->value = value;
+    for (struct ptmon_watch *w = list; w; w = w->scratch_next) {
+        touch(pm, w, n->level);
+        if (!reroutes(&before, &after))
+            continue;
+        unpark(w);
+        release_below(pm, w, n->level);
+        if (after.kind == PT_TABLE && n->level > 1) {
+            int prc = place_from(pm, w, n->level - 1u);
+            if (prc < 0) {
+                if (!w->incomplete)
+                    pm->incomplete++;
+                w->incomplete = 1;
+                if (rc == 0)
+                    rc = prc;
+            }
+        } else {
+            park(w, n);
+        }
+    }
+    return rc;
+}
+
+/* Apply new values to every node on the changed slots. @p use_new selects the direction. */
+static int apply_changes(ptmon *pm, const struct slot_change *c, size_t n, int use_new)
+{
+    int rc = 0;
+
+    pm->epoch++;
+    pm->touched = NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t value = use_new ? c[i].new_value : c[i].old_value;
+        struct entry *nodes[PTMON_MAX_LEVELS * 2];
+        size_t count = 0;
+        struct frame *f = frame_find(pm, c[i].gpa >> 12);
+
+        if (!f || !f->table)
+            continue; /* an earlier change of this write released the table */
+        /* Hold the slot's nodes: re-placement may free or add nodes on this very slot. */
+        for (struct entry *e = table_slot_chain(f->table, entry_slot(pm, c[i].gpa));
+             e && count < sizeof(nodes) / sizeof(nodes[0]); e = e->slot_next) {
+            e->refs++;
+            nodes[count++] = e;
+        }
+        for (size_t k = 0; k < count; k++) {
+            if (nodes[k]->value != value) {
+                int nrc = node_changed(pm, nodes[k], value);
+                if (nrc < 0 && rc == 0)
+                    rc = nrc;
+            }
+        }
+        for (size_t k = 0; k < count; k++)
+            entry_put(pm, nodes[k]);
+    }
+    return rc;
+}
+
+/* ---- notification ----------------------------------------------------------------------- */
+
+static int notify_before(const struct ptmon_watch *a, const struct ptmon_watch *b)
+{
+    return park_before(a, b);
+}
+
+/* Merge sort of a touched_next list (no allocation). */
+static struct ptmon_watch *sort_touched(struct ptmon_watch *head)
+{
+    struct ptmon_watch *a = NULL, *b = NULL, **tail, *merged = NULL;
+    int flip = 0;
+
+    if (!head || !head->touched_next)
+        return head;
+    while (head) {
+        struct ptmon_watch *next = head->touched_next;
+        struct ptmon_watch **side = flip ? &b : &a;
+        head->touched_next = *side;
+        *side = head;
+        head = next;
+        flip = !flip;
+    }
+    a = sort_touched(a);
+    b = sort_touched(b);
+    tail = &merged;
+    while (a && b) {
+        struct ptmon_watch **take = notify_before(a, b) ? &a : &b;
+        *tail = *take;
+        *take = (*take)->touched_next;
+        tail = &(*tail)->touched_next;
+    }
+    *tail = a ? a : b;
+    return merged;
+}
+
+/*
+ * Bring every touched watch's record up to date and call the ones whose translation changed.
+ * Forward pass (@p told_epoch == 0): stops at the first deny and returns 1. Reverse pass: only
+ * the watches told in @p told_epoch are called (reverted = 1); the others update silently.
+ */
+static int notify(ptmon *pm, uint32_t vcpu, uint32_t told_epoch, int may_deny)
+{
+    struct ptmon_watch *w, *list = sort_touched(pm->touched);
+    int denied = 0;
+
+    pm->touched = NULL;
+    for (w = list; w; w = w->touched_next)
+        if (!w->dead)
+            watch_compute(pm, w, &w->rec);
+    for (w = list; w && !denied; w = w->touched_next) {
+        ptmon_change ch;
+        if (w->dead || !record_changed(pm, &w->before, &w->rec))
+            continue;
+        if (told_epoch && w->told_epoch != told_epoch)
+            continue;
+        memset(&ch, 0, sizeof(ch));
+        ch.cr3 = w->cr3;
+        ch.va = w->va;
+        ch.before = w->before;
+        ch.after = w->rec;
+        ch.level = w->cause_level;
+        ch.vcpu = vcpu;
+        ch.reverted = told_epoch != 0;
+        w->told_epoch = pm->epoch;
+        pm->stats.callbacks++;
+        int rc = w->fn(pm, w, w->ctx, &ch);
+        if (rc == PTMON_ACTION_DENY && may_deny && !told_epoch)
+            denied = 1;
+    }
+    return denied;
+}
+
+/* ---- the write -------------------------------------------------------------------------- */
+
+/* The watched entries of @p t the write changes, in address order. */
+static size_t changed_entries(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
+                              struct slot_change *out)
+{
+    unsigned esize = pt_entry_size(&pm->paging);
+    uint64_t frame = gpa & ~0xfffull;
+    unsigned first = (unsigned)((gpa & 0xfff) / esize);
+    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
+    size_t n = 0;
+
+    for (unsigned slot = first; slot <= last; slot++) {
+        struct entry *e;
+        uint64_t value;
+        if (!table_slot_watched(t, slot))
+            continue;
+        e = table_slot_chain(t, slot);
+        if (entry_read(pm, frame + slot * esize, &value) < 0 || value == e->value)
+            continue;
+        out[n].gpa = frame + slot * esize;
+        out[n].old_value = e->value;
+        out[n].new_value = value;
+        n++;
+    }
+    return n;
+}
+
+/* Quick test without reading anything: does the write touch a watched slot at all? */
+static int touches_watched_slot(const ptmon *pm, const struct table *t, uint64_t gpa,
+                                uint32_t size)
+{
+    unsigned esize = pt_entry_size(&pm->paging);
+    unsigned first = (unsigned)((gpa & 0xfff) / esize);
+    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
+
+    for (unsigned slot = first; slot <= last; slot++)
+        if (table_slot_watched(t, slot))
+            return 1;
+    return 0;
+}
+
+/* Undo a write already in memory. @return 0, or the first error (then memory keeps the new
+ * values, and so must the tree). */
+static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c, size_t n)
+{
+    unsigned esize = pt_entry_size(&pm->paging);
+    int first = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t bytes[8];
+        for (unsigned b = 0; b < esize; b++)
+            bytes[b] = (uint8_t)(c[i].old_value >> (8 * b));
+        int rc = glue_emulate_write(&pm->glue, vcpu, c[i].gpa, esize, bytes, NULL);
+        if (rc < 0) {
+            glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore entry 0x%llx: %s",
+                     (unsigned long long)c[i].gpa, ptmon_strerror(rc));
+            if (!first)
+                first = rc;
+        }
+    }
+    return first;
+}
+
+int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
+{
+    struct slot_change changes[4096 / 4];
+    uint8_t written[4096];
+    int pre = ev->delivery == PTMON_DELIVERY_PRE, in_memory = !pre, action = PTMON_ACTION_ALLOW;
+    uint32_t forward_epoch;
+    size_t n;
+    int rc;
+
+    if (!touches_watched_slot(pm, t, ev->gpa, ev->size)) {
+        pm->stats.irrelevant++;
+        return PTMON_ACTION_ALLOW;
+    }
+    if (pre && !ev->bytes) {
+        /* The backend does not know the bytes: have it perform the write now and say what it
+         * wrote; from then on this is a write already in memory. */
+        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, written);
+        if (rc < 0) {
+            glue_log(&pm->glue, PTMON_LOG_ERROR, "write of unknown bytes at 0x%llx: %s",
+                     (unsigned long long)ev->gpa, ptmon_strerror(rc));
+            return PTMON_ACTION_ALLOW;
+        }
+        in_memory = 1;
+        action = PTMON_ACTION_EMULATED;
+    } else if (pre) {
+        pm->pending.bytes = ev->bytes;
+        pm->pending.gpa = ev->gpa;
+        pm->pending.size = ev->size;
+    }
+    n = changed_entries(pm, t, ev->gpa, ev->size, changes);
+    if (n == 0) {
+        pm->pending.bytes = NULL;
+        pm->stats.irrelevant++;
+        return action;
+    }
+    rc = apply_changes(pm, changes, n, 1);
+    if (rc < 0)
+        glue_log(&pm->glue, PTMON_LOG_ERROR, "write at 0x%llx: %s (placement retried at commit)",
+                 (unsigned long long)ev->gpa, ptmon_strerror(rc));
+    forward_epoch = pm->epoch;
+    if (notify(pm, ev->vcpu, 0, 1)) {
+        pm->pending.bytes = NULL;
+        if (in_memory && write_back_old(pm, ev->vcpu, changes, n) < 0)
+            return action; /* the write stands: the tree already says so */
+        pm->stats.denied++;
+        apply_changes(pm, changes, n, 0);
+        notify(pm, ev->vcpu, forward_epoch, 0);
+        return in_memory ? action : PTMON_ACTION_DENY;
+    }
+    pm->pending.bytes = NULL;
+    if (!in_memory && pm->glue.emulate_write) {
+        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, ev->bytes, NULL);
+        if (rc == 0)
+            return PTMON_ACTION_EMULATED;
+        glue_log(&pm->glue, PTMON_LOG_WARN, "emulate_write at 0x%llx: %s; backend writes",
+                 (unsigned long long)ev->gpa, ptmon_strerror(rc));
+    }
+    return action;
+}

@@ -1,0 +1,53 @@
+/*
+ * watch.h — watches (HVMI's "PTS"): one handle per ptmon_watch() call, and the engine that keeps
+ * every watch's record equal to guest memory as page-table writes arrive.
+ *
+ * Owns: struct ptmon_watch, placement (walk down creating nodes, protect first), the per-event
+ * tree update, records, the notification queue and deny/revert. May call: entry.c, table.c,
+ * frame.c, walk.c, glue.c.
+ */
+#ifndef PTMON_CORE_WATCH_H
+#define PTMON_CORE_WATCH_H
+
+#include "core/entry.h"
+
+struct ptmon_watch {
+    ptmon *pm;
+    uint64_t cr3, va, root;
+    ptmon_watch_fn fn;
+    void *ctx;
+    struct ptmon_watch *park_prev, *park_next; /* on path[depth]'s parked list */
+    struct ptmon_watch *all_prev, *all_next;   /* pm->watches, or pm->dead_watches */
+    struct ptmon_watch *touched_next;          /* watches touched by the event in progress */
+    struct ptmon_watch *scratch_next;          /* collection of one node change */
+    struct entry *path[PTMON_MAX_LEVELS + 1];  /* path[top..depth]; NULL elsewhere */
+    ptmon_translation rec;    /* current record (equal to memory between events) */
+    ptmon_translation before; /* record when the event in progress first touched it */
+    uint64_t seq;             /* placement order */
+    uint32_t touched_epoch, told_epoch, mark;
+    uint8_t depth;            /* level of the deepest node; top + 1 when there is none */
+    uint8_t cause_level;      /* level of the first entry of this event that affected it */
+    uint8_t flags;            /* PTMON_WATCH_* */
+    uint8_t dead;
+    uint8_t incomplete;       /* placement stopped early on an error; retried at commit */
+};
+
+/** One changed watched entry of a write. */
+struct slot_change {
+    uint64_t gpa;
+    uint64_t old_value, new_value;
+};
+
+/** Handle a write into a frame holding watched entries. @return an enum ptmon_action. */
+int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev);
+
+/** Free removed watches and retry incomplete placements (part of the commit). */
+void watch_commit(ptmon *pm);
+
+/** Free every watch (teardown). */
+void watch_destroy_all(ptmon *pm);
+
+/** Compute the record of @p w from its path's cached values. */
+void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translation *out);
+
+#endif
