@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all demo test test-normal test-asan test-install format format-check clean
+.PHONY: all demo walks test test-normal test-asan test-install format format-check clean
 
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
@@ -15,6 +15,11 @@ demo:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS) --target ptmon_demo
 	$(BUILD)/examples/ptmon_demo
+
+walks:
+	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target ptmon_walks
+	$(BUILD)/examples/ptmon_walks
 
 # The whole suite: a normal gcc build and a clang ASan+UBSan build.
 test: test-normal test-asan

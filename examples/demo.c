@@ -1,166 +1,254 @@
 /*
- * demo.c — ptmon on the fake guest: for each x86 paging mode, build a small guest address space
- * (small and large pages, a read-only page, a no-execute page, a swapped-out page, a reserved-bit
- * entry, a table outside RAM) and print ptmon's walk of each address: every level's entry, then
- * the frame, page size and effective rights, or where and why the walk stopped.
+ * demo.c — ptmon watching a scripted guest session on the fake backend.
  *
- * Run: sh tools/run.sh demo
+ * Two processes (A and B) share a kernel half, as every OS does. ptmon watches A's heap, B's
+ * buffer and a kernel page in both address spaces. The "guest" then swaps pages out and in,
+ * changes rights, splits and merges a 2 MiB kernel page, moves A's heap to a new page table,
+ * unmaps B's pages, and an attacker tries to remap the kernel page (a callback denies it).
+ * Every callback is printed as one line; a summary follows.
+ *
+ * Run: sh tools/run.sh demo            (build/examples/ptmon_demo [--dot FILE] writes the
+ *                                       watched tree as a Graphviz graph at the end)
  */
 #include <ptmon/fake.h>
 #include <ptmon/ptmon.h>
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define KIB 1024ull
-#define MIB (1024ull * KIB)
-#define GIB (1024ull * MIB)
+#define MIB (1024 * KIB)
+#define RW  PTMON_PTE_RW
+#define US  PTMON_PTE_US
+#define NX  PTMON_PTE_NX
 
-static const char *const level_names[PTMON_MAX_LEVELS + 1] = {"", "PTE", "PDE", "PDPTE", "PML4E",
-                                                              "PML5E"};
+#define A_HEAP 0x00007f0000000000ull
+#define B_BUF  0x0000000000400000ull
+#define KPAGE  0xffff800000200000ull /* a 2 MiB kernel page */
 
-static void die(const char *what, int rc)
-{
-    fprintf(stderr, "demo: %s: %s\n", what, ptmon_strerror(rc));
-    exit(1);
-}
+struct demo {
+    ptmon_fake *fake;
+    ptmon *pm;
+    uint64_t cr3_a, cr3_b;
+    unsigned denials_wanted;
+};
 
 static void check(const char *what, int rc)
 {
-    if (rc < 0)
-        die(what, rc);
+    if (rc < 0) {
+        fprintf(stderr, "demo: %s: %s\n", what, ptmon_strerror(rc));
+        exit(1);
+    }
 }
 
-static void print_size(uint64_t size)
+static void describe(const ptmon_translation *t, char *buf, size_t len)
 {
-    if (size >= GIB)
-        printf("%lluG", (unsigned long long)(size / GIB));
-    else if (size >= MIB)
-        printf("%lluM", (unsigned long long)(size / MIB));
-    else
-        printf("%lluK", (unsigned long long)(size / KIB));
-}
+    static const char *const sizes[] = {"?", "4K", "2M", "1G", "512G", "256T"};
+    unsigned sz = t->page_size == 4 * KIB      ? 1
+                  : t->page_size == 2 * MIB    ? 2
+                  : t->page_size == 1ull << 30 ? 3
+                                               : 0;
 
-static void print_walk(const ptmon_walk *w, const char *label)
-{
-    printf("  %-22s VA %016" PRIx64 "\n", label, w->va);
-    if (w->status == PTMON_WALK_NONCANONICAL) {
-        printf("      -> refused: %s\n", ptmon_walk_status_name(w->status));
+    if (t->status != PTMON_WALK_OK) {
+        snprintf(buf, len, "%s at L%u (entry %#llx)", ptmon_walk_status_name(t->status), t->level,
+                 (unsigned long long)t->entry);
         return;
     }
-    for (unsigned l = w->top_level; l >= w->stop_level && l >= 1; l--)
-        printf("      %-6s @ %09" PRIx64 " = %016" PRIx64 "\n", level_names[l], w->level[l].gpa,
-               w->level[l].value);
-    if (w->status == PTMON_WALK_OK) {
-        printf("      -> GPA %09" PRIx64 "  page ", w->gpa);
-        print_size(w->page_size);
-        printf("  %s %s %s\n", (w->rights & PTMON_RIGHT_W) ? "RW" : "RO",
-               (w->rights & PTMON_RIGHT_U) ? "user" : "kernel",
-               (w->rights & PTMON_RIGHT_NX) ? "NX" : "X");
-    } else {
-        printf("      -> stopped at %s: %s", level_names[w->stop_level],
-               ptmon_walk_status_name(w->status));
-        if (w->status == PTMON_WALK_RESERVED)
-            printf(" (bits %016" PRIx64 ")", w->reserved_bits);
-        printf("\n");
+    snprintf(buf, len, "%s page %#llx %s %s %s", sizes[sz], (unsigned long long)t->frame,
+             (t->rights & PTMON_RIGHT_W) ? "RW" : "RO",
+             (t->rights & PTMON_RIGHT_U) ? "user" : "kernel",
+             (t->rights & PTMON_RIGHT_NX) ? "NX" : "X");
+}
+
+static int on_change(ptmon *pm, struct ptmon_watch *w, void *ctx, const ptmon_change *c)
+{
+    struct demo *d = ctx;
+    char before[96], after[96];
+    (void)pm;
+    (void)w;
+    describe(&c->before, before, sizeof(before));
+    describe(&c->after, after, sizeof(after));
+    printf("    [%c] va %#018llx  %s -> %s  (L%u write%s)\n", c->cr3 == d->cr3_a ? 'A' : 'B',
+           (unsigned long long)c->va, before, after, c->level, c->reverted ? ", undone" : "");
+    return 0;
+}
+
+/* The guard on the kernel page: a remap to another frame is an attack, deny it. */
+static int kernel_guard(ptmon *pm, struct ptmon_watch *w, void *ctx, const ptmon_change *c)
+{
+    struct demo *d = ctx;
+    int attack = c->before.status == PTMON_WALK_OK && c->after.status == PTMON_WALK_OK &&
+                 c->before.page_size == c->after.page_size && c->before.frame != c->after.frame;
+    on_change(pm, w, ctx, c);
+    if (attack && d->denials_wanted && !c->reverted) {
+        d->denials_wanted--;
+        printf("    [guard] kernel page remapped to %#llx: DENIED\n",
+               (unsigned long long)c->after.frame);
+        return PTMON_ACTION_DENY;
+    }
+    return 0;
+}
+
+static int deliver(void *ctx, const ptmon_mem_event *ev)
+{
+    return ptmon_handle_event(ctx, ev);
+}
+
+static uint64_t frame(struct demo *d)
+{
+    uint64_t gpa;
+    check("frame", ptmon_fake_alloc_frame(d->fake, &gpa));
+    return gpa;
+}
+
+static void step(const char *text)
+{
+    printf("\n  %s\n", text);
+}
+
+static void build_guest(struct demo *d)
+{
+    uint64_t pml4e;
+
+    check("root A", ptmon_fake_new_root(d->fake, &d->cr3_a));
+    check("root B", ptmon_fake_new_root(d->fake, &d->cr3_b));
+    for (unsigned i = 0; i < 8; i++)
+        check("heap", ptmon_fake_map(d->fake, d->cr3_a, A_HEAP + i * 0x1000, frame(d), 4 * KIB,
+                                     RW | US | NX));
+    for (unsigned i = 0; i < 4; i++)
+        check("buf",
+              ptmon_fake_map(d->fake, d->cr3_b, B_BUF + i * 0x1000, frame(d), 4 * KIB, RW | US));
+    check("kernel", ptmon_fake_map(d->fake, d->cr3_a, KPAGE, 16 * MIB, 2 * MIB, RW));
+    /* B's kernel half is A's: the same PDPT behind its own PML4E */
+    check("kernel", ptmon_fake_get_entry(d->fake, d->cr3_a, KPAGE, 4, &pml4e));
+    check("kernel", ptmon_fake_set_entry(d->fake, d->cr3_b, KPAGE, 4, pml4e));
+}
+
+static void watch_all(struct demo *d, struct ptmon_watch **b_watches)
+{
+    struct ptmon_watch *w;
+
+    for (unsigned i = 0; i < 8; i++)
+        check("watch", ptmon_watch(d->pm, d->cr3_a, A_HEAP + i * 0x1000, 0, on_change, d, &w));
+    for (unsigned i = 0; i < 4; i++)
+        check("watch",
+              ptmon_watch(d->pm, d->cr3_b, B_BUF + i * 0x1000, 0, on_change, d, &b_watches[i]));
+    check("watch", ptmon_watch(d->pm, d->cr3_a, KPAGE + 0x3000, PTMON_WATCH_HIGH_PRIORITY,
+                               kernel_guard, d, &w));
+    check("watch", ptmon_watch(d->pm, d->cr3_b, KPAGE + 0x3000, 0, on_change, d, &w));
+}
+
+static void run_session(struct demo *d, struct ptmon_watch **b_watches)
+{
+    uint64_t pte, pde, newpt;
+    int rc;
+
+    step("1. the kernel swaps A's heap pages 2 and 3 out (PTE -> swap entry)");
+    check("swap", ptmon_fake_set_entry(d->fake, d->cr3_a, A_HEAP + 0x2000, 1, 0x2a000));
+    check("swap", ptmon_fake_set_entry(d->fake, d->cr3_a, A_HEAP + 0x3000, 1, 0x2b000));
+    step(
+        "2. page 2 is swapped back in, to another frame; page 3's swap slot is rewritten (silent)");
+    check("swap",
+          ptmon_fake_map(d->fake, d->cr3_a, A_HEAP + 0x2000, frame(d), 4 * KIB, RW | US | NX));
+    check("swap", ptmon_fake_set_entry(d->fake, d->cr3_a, A_HEAP + 0x3000, 1, 0x7c000));
+    step("3. mprotect(PROT_READ) on A's heap pages 0-1; the CPU sets accessed/dirty bits (silent)");
+    for (unsigned i = 0; i < 2; i++) {
+        check("rights", ptmon_fake_get_entry(d->fake, d->cr3_a, A_HEAP + i * 0x1000, 1, &pte));
+        check("rights", ptmon_fake_set_entry(d->fake, d->cr3_a, A_HEAP + i * 0x1000, 1, pte & ~RW));
+    }
+    uint64_t gpa;
+    check("cpu",
+          ptmon_fake_cpu_access(d->fake, d->cr3_a, A_HEAP + 0x4000, PTMON_FAKE_CPU_WRITE, &gpa));
+    step("4. the kernel splits its 2M page into 4K pages (seen from both address spaces)");
+    check("split", ptmon_fake_split(d->fake, d->cr3_a, KPAGE, 0, NULL));
+    step("5. ... and merges it back");
+    check("merge", ptmon_fake_merge(d->fake, d->cr3_a, KPAGE, 2));
+    step("6. A's heap moves to a new page table (one PDE write; pages 4-7 get new frames)");
+    check("mremap", ptmon_fake_get_entry(d->fake, d->cr3_a, A_HEAP, 2, &pde));
+    newpt = frame(d);
+    for (unsigned i = 0; i < 8; i++) {
+        uint64_t old, e;
+        check("mremap", ptmon_fake_get_entry(d->fake, d->cr3_a, A_HEAP + i * 0x1000, 1, &old));
+        e = i < 4 ? old : (frame(d) | RW | US | NX | PTMON_PTE_P);
+        check("mremap", ptmon_fake_poke(d->fake, newpt + i * 8, &e, 8));
+    }
+    check("mremap", ptmon_fake_set_entry(d->fake, d->cr3_a, A_HEAP, 2, (pde & 0xfff) | newpt));
+    step("7. an attacker remaps the kernel page to its own frame");
+    d->denials_wanted = 1;
+    rc = ptmon_fake_map(d->fake, d->cr3_a, KPAGE, 64 * MIB, 2 * MIB, RW);
+    printf("    guest store result: %s\n",
+           rc == PTMON_EDENIED ? "denied, memory unchanged" : ptmon_strerror(rc));
+    step("8. B unmaps its buffer pages 1-3, then exits (ptmon stops watching B's buffer)");
+    for (unsigned i = 1; i < 4; i++)
+        check("unmap", ptmon_fake_unmap(d->fake, d->cr3_b, B_BUF + i * 0x1000));
+    for (unsigned i = 0; i < 4; i++)
+        check("unwatch", ptmon_unwatch(b_watches[i]));
+}
+
+static void dot_to_file(void *ctx, const char *text)
+{
+    fputs(text, ctx);
+}
+
+static void summary(struct demo *d, const char *dot_path)
+{
+    ptmon_stats st;
+    ptmon_finding findings[4];
+    int n;
+
+    check("stats", ptmon_get_stats(d->pm, &st));
+    n = ptmon_check(d->pm, findings, 4);
+    check("check", n);
+    printf("\n  summary: %llu events (%llu irrelevant, %llu denied), %llu callbacks\n",
+           (unsigned long long)st.events, (unsigned long long)st.events_irrelevant,
+           (unsigned long long)st.events_denied, (unsigned long long)st.callbacks);
+    printf("           %llu watches, %llu entry nodes, %llu table records, %llu frames protected, "
+           "%llu bytes\n",
+           (unsigned long long)st.watches, (unsigned long long)st.nodes,
+           (unsigned long long)st.tables, (unsigned long long)st.frames,
+           (unsigned long long)st.bytes);
+    printf("           backend calls: %llu set_access, %llu read_gpa, %llu emulate_write\n",
+           (unsigned long long)ptmon_fake_calls(d->fake, PTMON_FAKE_OP_SET_ACCESS),
+           (unsigned long long)ptmon_fake_calls(d->fake, PTMON_FAKE_OP_READ_GPA),
+           (unsigned long long)ptmon_fake_calls(d->fake, PTMON_FAKE_OP_EMULATE_WRITE));
+    printf("           integrity check: %s\n", n == 0 ? "clean" : findings[0].text);
+    if (dot_path) {
+        FILE *dot = fopen(dot_path, "w");
+        if (!dot) {
+            perror(dot_path);
+            exit(1);
+        }
+        check("dump", ptmon_dump(d->pm, PTMON_DUMP_DOT, dot_to_file, dot));
+        fclose(dot);
+        printf("           the watched tree: %s (dot -Tpng %s > tree.png)\n", dot_path, dot_path);
     }
 }
 
-struct mode_demo {
-    enum ptmon_paging_mode mode;
-    unsigned flags;
-    uint64_t large;  /* large page size the mode offers */
-    uint64_t huge;   /* 1 GiB where available, else 0 */
-    uint64_t nx;     /* the NX bit if the mode has one */
-    uint64_t kernel; /* a kernel-half address */
-};
-
-static void demo_mode(const struct mode_demo *md)
+int main(int argc, char **argv)
 {
+    const char *dot_path = argc == 3 && strcmp(argv[1], "--dot") == 0 ? argv[2] : NULL;
     ptmon_fake_config fc = PTMON_FAKE_CONFIG_INIT;
-    ptmon_fake *fake;
-    ptmon *pm;
-    ptmon_config pc = PTMON_CONFIG_INIT; /* AUTO: ptmon reads the mode off vCPU 0 */
-    uint64_t cr3, f4k, fro, fnx, flarge = 16 * MIB, fhuge = 1 * GIB, entry;
-    ptmon_walk w;
+    ptmon_config pc = PTMON_CONFIG_INIT;
+    struct ptmon_watch *b_watches[4];
+    struct demo d;
 
-    fc.paging.mode = md->mode;
-    fc.paging.flags = md->flags;
-    fc.paging.maxphyaddr = md->mode == PTMON_MODE_32BIT ? 40 : 46;
-    fc.ram_size = md->huge ? 2 * GIB : 64 * MIB;
-    check("fake guest", ptmon_fake_create(&fc, &fake));
-    check("root", ptmon_fake_new_root(fake, &cr3));
-    check("cr3", ptmon_fake_set_cr3(fake, 0, cr3));
-    check("frame", ptmon_fake_alloc_frame(fake, &f4k));
-    check("frame", ptmon_fake_alloc_frame(fake, &fro));
-    check("frame", ptmon_fake_alloc_frame(fake, &fnx));
-
-    const uint64_t user = 0x00400000, RWU = PTMON_PTE_RW | PTMON_PTE_US;
-    check("map", ptmon_fake_map(fake, cr3, user, f4k, 4 * KIB, RWU));
-    check("map", ptmon_fake_map(fake, cr3, user + 0x1000, fro, 4 * KIB, PTMON_PTE_US));
-    check("map", ptmon_fake_map(fake, cr3, user + 0x2000, fnx, 4 * KIB, RWU | md->nx));
-    check("map", ptmon_fake_map(fake, cr3, user + 0x3000, f4k, 4 * KIB, RWU));
-    check("swap out", ptmon_fake_set_entry(fake, cr3, user + 0x3000, 1, 0x5a5a000)); /* P=0 */
-    check("map", ptmon_fake_map(fake, cr3, md->kernel, flarge, md->large, PTMON_PTE_RW));
-    if (md->huge)
-        check("map", ptmon_fake_map(fake, cr3, md->kernel + md->huge, fhuge, md->huge, PTMON_PTE_RW));
-    /* a PTE with a reserved bit: an address bit above MAXPHYADDR (none exist in 32-bit PTEs,
-     * where it becomes a PDE with PS and PSE-36 reserved bit 21 instead) */
-    check("map", ptmon_fake_map(fake, cr3, user + 0x4000, f4k, 4 * KIB, RWU));
-    if (md->mode == PTMON_MODE_32BIT) {
-        check("map", ptmon_fake_map(fake, cr3, 0x00800000, flarge, md->large, RWU));
-        check("poison", ptmon_fake_get_entry(fake, cr3, 0x00800000, 2, &entry));
-        check("poison", ptmon_fake_set_entry(fake, cr3, 0x00800000, 2, entry | (1ull << 21)));
-    } else {
-        check("poison", ptmon_fake_get_entry(fake, cr3, user + 0x4000, 1, &entry));
-        check("poison", ptmon_fake_set_entry(fake, cr3, user + 0x4000, 1, entry | (1ull << 50)));
-    }
-    /* a page table that lies outside guest RAM */
-    check("link", ptmon_fake_link(fake, cr3, 0x00c00000, 2, fc.ram_size + 0x10000, RWU));
-
-    pc.paging.maxphyaddr = fc.paging.maxphyaddr; /* CPUID's answer: not in any register */
-    check("ptmon", ptmon_create(ptmon_fake_glue(fake), &pc, &pm));
-    ptmon_paging pg = ptmon_get_paging(pm);
-    printf("\n== %s paging (%u levels%s%s), CR3 %09" PRIx64 " ==\n", ptmon_paging_mode_name(pg.mode),
-           ptmon_paging_levels(pg.mode), (pg.flags & PTMON_PAGING_PSE) ? ", PSE" : "",
-           (pg.flags & PTMON_PAGING_NXE) ? ", NXE" : "", cr3);
-
-    const struct {
-        uint64_t va;
-        const char *label;
-    } probes[] = {
-        {user + 0x123, "user data page"},
-        {user + 0x1010, "read-only page"},
-        {user + 0x2000, "no-execute page"},
-        {user + 0x3000, "swapped-out page"},
-        {md->mode == PTMON_MODE_32BIT ? 0x00800000 : user + 0x4000, "reserved bit"},
-        {md->kernel + 0x1234, "kernel large page"},
-        {md->kernel + md->huge + 0x5678, md->huge ? "kernel 1G page" : ""},
-        {0x00c00000, "table outside RAM"},
-        {md->mode >= PTMON_MODE_4LEVEL ? 0x0000900000000000ull : 0x100000000ull,
-         "bad address"},
-    };
-    for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
-        if (!probes[i].label[0])
-            continue;
-        check("translate", ptmon_translate(pm, cr3 | 0x7 /* PCID: ignored */, probes[i].va, &w));
-        print_walk(&w, probes[i].label);
-    }
-    ptmon_destroy(pm);
-    ptmon_fake_destroy(fake);
-}
-
-int main(void)
-{
-    const struct mode_demo modes[] = {
-        {PTMON_MODE_32BIT, PTMON_PAGING_PSE, 4 * MIB, 0, 0, 0xc0000000},
-        {PTMON_MODE_PAE, PTMON_PAGING_NXE, 2 * MIB, 0, PTMON_PTE_NX, 0xc0000000},
-        {PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1 * GIB, PTMON_PTE_NX, 0xffff800000000000ull},
-        {PTMON_MODE_5LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1 * GIB, PTMON_PTE_NX, 0xff00000000000000ull},
-    };
-    printf("ptmon %s demo: page walks on the fake guest\n", ptmon_version_string());
-    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-        demo_mode(&modes[i]);
+    memset(&d, 0, sizeof(d));
+    fc.ram_size = 128 * MIB;
+    check("fake guest", ptmon_fake_create(&fc, &d.fake));
+    pc.paging.maxphyaddr = fc.paging.maxphyaddr;
+    check("ptmon", ptmon_create(ptmon_fake_glue(d.fake), &pc, &d.pm));
+    ptmon_fake_set_handler(d.fake, deliver, d.pm);
+    printf("ptmon %s demo: a guest session on the fake backend (%s paging, PRE-write delivery)\n",
+           ptmon_version_string(), ptmon_paging_mode_name(ptmon_get_paging(d.pm).mode));
+    build_guest(&d);
+    watch_all(&d, b_watches);
+    printf("  watching 8 heap pages of A, 4 buffer pages of B, one kernel page in A and in B\n");
+    run_session(&d, b_watches);
+    summary(&d, dot_path);
+    ptmon_destroy(d.pm);
+    printf("  after ptmon_destroy: %llu frames still write-protected\n",
+           (unsigned long long)ptmon_fake_count_write_protected(d.fake));
+    ptmon_fake_destroy(d.fake);
     return 0;
 }

@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KIB 1024ull
-#define MIB (1024 * KIB)
-#define GIB (1024 * MIB)
-#define RWU (PTMON_PTE_RW | PTMON_PTE_US)
+#define KIB       1024ull
+#define MIB       (1024 * KIB)
+#define GIB       (1024 * MIB)
+#define RWU       (PTMON_PTE_RW | PTMON_PTE_US)
 #define MAX_CALLS 4096
 
 struct mode_case {

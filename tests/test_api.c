@@ -187,10 +187,10 @@ static void names_of_modes_statuses_and_actions(void **state)
 
 /* ---- paging mode from registers ------------------------------------------------------ */
 
-#define CR0_PE 0x1ull
-#define CR0_PG 0x80000000ull
-#define CR4_PSE 0x10ull
-#define CR4_PAE 0x20ull
+#define CR0_PE   0x1ull
+#define CR0_PG   0x80000000ull
+#define CR4_PSE  0x10ull
+#define CR4_PAE  0x20ull
 #define CR4_LA57 0x1000ull
 #define EFER_LME 0x100ull
 #define EFER_LMA 0x400ull

@@ -6,14 +6,17 @@
  */
 #include "engine_fixture.h"
 
-static const struct mode_case pre4 = {"4-level pre", PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB,
-                                      1, 0xffff800000000000ull, PTMON_DELIVERY_PRE};
-static const struct mode_case post4 = {"4-level post", PTMON_MODE_4LEVEL, PTMON_PAGING_NXE,
-                                       2 * MIB, 1, 0xffff800000000000ull, PTMON_DELIVERY_POST};
-static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE, 2 * MIB, 0,
-                                        0xc0000000ull, PTMON_DELIVERY_PRE};
-static const struct mode_case pre32 = {"32-bit pre", PTMON_MODE_32BIT, PTMON_PAGING_PSE, 4 * MIB, 0,
-                                       0xc0000000ull, PTMON_DELIVERY_PRE};
+static const struct mode_case pre4 = {
+    "4-level pre",         PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1,
+    0xffff800000000000ull, PTMON_DELIVERY_PRE};
+static const struct mode_case post4 = {
+    "4-level post",        PTMON_MODE_4LEVEL,  PTMON_PAGING_NXE, 2 * MIB, 1,
+    0xffff800000000000ull, PTMON_DELIVERY_POST};
+static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE,  2 * MIB,
+                                        0,         0xc0000000ull,  PTMON_DELIVERY_PRE};
+static const struct mode_case pre32 = {
+    "32-bit pre",  PTMON_MODE_32BIT,  PTMON_PAGING_PSE, 4 * MIB, 0,
+    0xc0000000ull, PTMON_DELIVERY_PRE};
 
 #define VA 0x400000ull
 
@@ -82,9 +85,11 @@ static void callbacks_of_one_leaf_follow_priority_then_placement_order(void **st
     struct ptmon_watch *w[4];
     map4k(g, VA, new_frame(g), RWU);
     assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, 0, recorder, g, &w[0]), 0);
-    assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, PTMON_WATCH_HIGH_PRIORITY, recorder, g, &w[1]), 0);
+    assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, PTMON_WATCH_HIGH_PRIORITY, recorder, g, &w[1]),
+                     0);
     assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, 0, recorder, g, &w[2]), 0);
-    assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, PTMON_WATCH_HIGH_PRIORITY, recorder, g, &w[3]), 0);
+    assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, PTMON_WATCH_HIGH_PRIORITY, recorder, g, &w[3]),
+                     0);
     set_entry(g, VA, 1, 0);
     assert_int_equal(g->ncalls, 4);
     assert_ptr_equal(g->calls[0].watch, w[1]);
@@ -522,7 +527,10 @@ static void failed_allocation_at_every_point_of_placement(void **state)
 
 int main(void)
 {
-#define ON(f, m) {#f " [" #m "]", f, NULL, NULL, (void *)&m}
+#define ON(f, m)                                  \
+    {                                             \
+#f " [" #m "]", f, NULL, NULL, (void *)&m \
+    }
     const struct CMUnitTest tests[] = {
         ON(deny_keeps_memory_and_tree_unchanged, pre4),
         ON(deny_keeps_memory_and_tree_unchanged, post4),

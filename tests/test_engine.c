@@ -6,7 +6,8 @@
 #include "engine_fixture.h"
 
 static const struct mode_case modes[] = {
-    {"32-bit pre", PTMON_MODE_32BIT, PTMON_PAGING_PSE, 4 * MIB, 0, 0xc0000000ull, PTMON_DELIVERY_PRE},
+    {"32-bit pre", PTMON_MODE_32BIT, PTMON_PAGING_PSE, 4 * MIB, 0, 0xc0000000ull,
+     PTMON_DELIVERY_PRE},
     {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE, 2 * MIB, 0, 0xc0000000ull, PTMON_DELIVERY_PRE},
     {"4-level pre", PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1, 0xffff800000000000ull,
      PTMON_DELIVERY_PRE},
@@ -103,8 +104,9 @@ static void c5_accessed_dirty_global_and_cache_bits_are_silent(void **state)
     struct ptmon_watch *w;
     struct guest *g = watched_guest(state, &f1, &w);
     uint64_t e = get_entry(g, VA, 1);
-    set_entry(g, VA, 1, e | PTMON_PTE_A | PTMON_PTE_D | PTMON_PTE_G | PTMON_PTE_PCD |
-                            PTMON_PTE_PWT | (1ull << 9) | (1ull << 11));
+    set_entry(g, VA, 1,
+              e | PTMON_PTE_A | PTMON_PTE_D | PTMON_PTE_G | PTMON_PTE_PCD | PTMON_PTE_PWT |
+                  (1ull << 9) | (1ull << 11));
     assert_int_equal(g->ncalls, 0);
     /* and the CPU's own A/D updates never arrive at all */
     uint64_t gpa;
@@ -294,7 +296,8 @@ static void c13_merge_into_1g_page(void **state)
 {
     const struct mode_case *mc = *state;
     struct guest *g = guest_new(mc, 2 * GIB + 64 * MIB);
-    assert_int_equal(ptmon_fake_map(g->fake, g->cr3, mc->kernel, 1 * GIB, 1 * GIB, PTMON_PTE_RW), 0);
+    assert_int_equal(ptmon_fake_map(g->fake, g->cr3, mc->kernel, 1 * GIB, 1 * GIB, PTMON_PTE_RW),
+                     0);
     assert_int_equal(ptmon_fake_split(g->fake, g->cr3, mc->kernel, 0, NULL), 0);
     watch_va(g, mc->kernel + 5 * MIB);
     assert_int_equal(ptmon_fake_merge(g->fake, g->cr3, mc->kernel, 3), 0);
@@ -399,7 +402,8 @@ static void store_crossing_two_entries_changes_both(void **state)
     uint8_t bytes[8];
     uint64_t e0 = get_entry(g, VA, 1), e1 = get_entry(g, VA + 0x1000, 1);
     for (unsigned i = 0; i < es; i++)
-        bytes[i] = i < es / 2 ? (uint8_t)(e0 >> (8 * (es / 2 + i))) : (uint8_t)(e1 >> (8 * (i - es / 2)));
+        bytes[i] =
+            i < es / 2 ? (uint8_t)(e0 >> (8 * (es / 2 + i))) : (uint8_t)(e1 >> (8 * (i - es / 2)));
     bytes[es / 2] &= (uint8_t)~PTMON_PTE_P;
     if (es == 8)
         bytes[0] ^= 0x1; /* entry 0 bit 32: another frame (below MAXPHYADDR) */
@@ -465,20 +469,24 @@ static void write_to_an_unwatched_slot_is_irrelevant_and_costs_no_read(void **st
 
 int main(void)
 {
-#define ALL(f)                                                                                 \
-    {#f " [32-bit pre]", f, NULL, NULL, (void *)&modes[0]},                                    \
-        {#f " [PAE pre]", f, NULL, NULL, (void *)&modes[1]},                                   \
-        {#f " [4-level pre]", f, NULL, NULL, (void *)&modes[2]},                               \
-        {#f " [5-level pre]", f, NULL, NULL, (void *)&modes[3]},                               \
-        {#f " [32-bit post]", f, NULL, NULL, (void *)&modes[4]},                               \
-        {#f " [PAE post]", f, NULL, NULL, (void *)&modes[5]},                                  \
-        {#f " [4-level post]", f, NULL, NULL, (void *)&modes[6]},                              \
-        {#f " [5-level post]", f, NULL, NULL, (void *)&modes[7]}
-#define WITH_1G(f)                                                                             \
-    {#f " [4-level pre]", f, NULL, NULL, (void *)&modes[2]},                                   \
-        {#f " [5-level pre]", f, NULL, NULL, (void *)&modes[3]},                               \
-        {#f " [4-level post]", f, NULL, NULL, (void *)&modes[6]},                              \
-        {#f " [5-level post]", f, NULL, NULL, (void *)&modes[7]}
+#define ALL(f)                                                    \
+    {#f " [32-bit pre]", f, NULL, NULL, (void *)&modes[0]},       \
+        {#f " [PAE pre]", f, NULL, NULL, (void *)&modes[1]},      \
+        {#f " [4-level pre]", f, NULL, NULL, (void *)&modes[2]},  \
+        {#f " [5-level pre]", f, NULL, NULL, (void *)&modes[3]},  \
+        {#f " [32-bit post]", f, NULL, NULL, (void *)&modes[4]},  \
+        {#f " [PAE post]", f, NULL, NULL, (void *)&modes[5]},     \
+        {#f " [4-level post]", f, NULL, NULL, (void *)&modes[6]}, \
+    {                                                             \
+#f " [5-level post]", f, NULL, NULL, (void *)&modes[7]    \
+    }
+#define WITH_1G(f)                                                \
+    {#f " [4-level pre]", f, NULL, NULL, (void *)&modes[2]},      \
+        {#f " [5-level pre]", f, NULL, NULL, (void *)&modes[3]},  \
+        {#f " [4-level post]", f, NULL, NULL, (void *)&modes[6]}, \
+    {                                                             \
+#f " [5-level post]", f, NULL, NULL, (void *)&modes[7]    \
+    }
     const struct CMUnitTest tests[] = {
         ALL(c1_leaf_remap_to_another_frame_notifies_old_and_new),
         ALL(c2_c3_swap_out_and_in_notify_with_the_written_values),

@@ -23,7 +23,7 @@ struct mode_case {
     const char *name;
     enum ptmon_paging_mode mode;
     unsigned flags;
-    uint64_t large;  /* the PD-level large page size */
+    uint64_t large; /* the PD-level large page size */
     int has_1g;
     uint64_t kernel; /* a kernel-half VA */
 };
@@ -237,7 +237,8 @@ static void split_1g_page_gives_2m_pages(void **state)
 {
     const struct mode_case *mc = *state;
     struct guest *g = guest_new(mc, 2 * GIB + 64 * MIB);
-    assert_int_equal(ptmon_fake_map(g->fake, g->cr3, mc->kernel, 1 * GIB, 1 * GIB, PTMON_PTE_RW), 0);
+    assert_int_equal(ptmon_fake_map(g->fake, g->cr3, mc->kernel, 1 * GIB, 1 * GIB, PTMON_PTE_RW),
+                     0);
     assert_int_equal(ptmon_fake_split(g->fake, g->cr3, mc->kernel, 0, NULL), 0);
     assert_maps(g, mc->kernel + 3 * MIB, 1 * GIB + 3 * MIB, 2 * MIB, PTMON_RIGHT_W);
     assert_int_equal(ptmon_fake_merge(g->fake, g->cr3, mc->kernel, 3), 0);
@@ -438,12 +439,17 @@ static void accessed_and_dirty_updates_do_not_change_the_translation(void **stat
     guest_free(g);
 }
 
-#define PER_MODE(f)                                                                              \
-    {#f " [32-bit]", f, NULL, NULL, (void *)&modes[0]},                                          \
-        {#f " [PAE]", f, NULL, NULL, (void *)&modes[1]},                                         \
-        {#f " [4-level]", f, NULL, NULL, (void *)&modes[2]},                                     \
-        {#f " [5-level]", f, NULL, NULL, (void *)&modes[3]}
-#define IN_MODE(f, i, label) {#f " [" label "]", f, NULL, NULL, (void *)&modes[i]}
+#define PER_MODE(f)                                          \
+    {#f " [32-bit]", f, NULL, NULL, (void *)&modes[0]},      \
+        {#f " [PAE]", f, NULL, NULL, (void *)&modes[1]},     \
+        {#f " [4-level]", f, NULL, NULL, (void *)&modes[2]}, \
+    {                                                        \
+#f " [5-level]", f, NULL, NULL, (void *)&modes[3]    \
+    }
+#define IN_MODE(f, i, label)                                \
+    {                                                       \
+#f " [" label "]", f, NULL, NULL, (void *)&modes[i] \
+    }
 
 int main(void)
 {

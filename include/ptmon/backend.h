@@ -129,7 +129,10 @@ typedef struct ptmon_glue {
 } ptmon_glue;
 
 /** Initialiser: the current version, every callback absent. */
-#define PTMON_GLUE_INIT {PTMON_GLUE_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}
+#define PTMON_GLUE_INIT                                                                            \
+    {                                                                                              \
+        PTMON_GLUE_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+    }
 
 /**
  * The event entry point: the backend reports an access to a frame ptmon restricted (a write for

@@ -33,17 +33,20 @@ typedef struct ptmon_fake ptmon_fake;
 
 /** Fake guest configuration. Initialise with PTMON_FAKE_CONFIG_INIT. */
 typedef struct ptmon_fake_config {
-    unsigned version;  /**< PTMON_FAKE_CONFIG_VERSION */
-    uint64_t ram_size; /**< bytes of guest RAM, a multiple of 4096, at most 64 GiB and < 2^maxphyaddr */
-    ptmon_paging paging; /**< the guest's paging (mode must not be OFF or AUTO; flags only
-                              PSE and NXE; maxphyaddr 0 (= 52) or 32..52) */
-    unsigned nr_vcpus;   /**< 1..64 */
+    unsigned version; /**< PTMON_FAKE_CONFIG_VERSION */
+    uint64_t
+        ram_size; /**< bytes of guest RAM, a multiple of 4096, at most 64 GiB and < 2^maxphyaddr */
+    ptmon_paging paging;          /**< the guest's paging (mode must not be OFF or AUTO; flags only
+                                       PSE and NXE; maxphyaddr 0 (= 52) or 32..52) */
+    unsigned nr_vcpus;            /**< 1..64 */
     enum ptmon_delivery delivery; /**< how writes to protected frames are reported */
 } ptmon_fake_config;
 
-#define PTMON_FAKE_CONFIG_INIT                                                               \
-    {PTMON_FAKE_CONFIG_VERSION, 64ull << 20, {PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 46}, 1,     \
-     PTMON_DELIVERY_PRE}
+#define PTMON_FAKE_CONFIG_INIT                                                                \
+    {                                                                                         \
+        PTMON_FAKE_CONFIG_VERSION, 64ull << 20, {PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 46}, 1, \
+            PTMON_DELIVERY_PRE                                                                \
+    }
 
 /**
  * Handler for accesses to frames whose rights forbid them (a write to a frame without
@@ -71,13 +74,13 @@ enum ptmon_fake_op {
 
 /** Statistics of the simulation (not glue calls). */
 enum ptmon_fake_stat {
-    PTMON_FAKE_STAT_STORES = 0,      /**< guest store instructions executed (a rep op counts once) */
-    PTMON_FAKE_STAT_EVENTS,          /**< events delivered to the handler */
-    PTMON_FAKE_STAT_DENIED,          /**< PRE events answered DENY */
-    PTMON_FAKE_STAT_EMULATED,        /**< PRE events answered EMULATED */
-    PTMON_FAKE_STAT_UNHANDLED,       /**< violations with no handler registered (access done) */
-    PTMON_FAKE_STAT_HANDLER_ERRORS,  /**< handler returned a negative value */
-    PTMON_FAKE_STAT_AD_UPDATES,      /**< A/D bits set by the simulated page walker */
+    PTMON_FAKE_STAT_STORES = 0,     /**< guest store instructions executed (a rep op counts once) */
+    PTMON_FAKE_STAT_EVENTS,         /**< events delivered to the handler */
+    PTMON_FAKE_STAT_DENIED,         /**< PRE events answered DENY */
+    PTMON_FAKE_STAT_EMULATED,       /**< PRE events answered EMULATED */
+    PTMON_FAKE_STAT_UNHANDLED,      /**< violations with no handler registered (access done) */
+    PTMON_FAKE_STAT_HANDLER_ERRORS, /**< handler returned a negative value */
+    PTMON_FAKE_STAT_AD_UPDATES,     /**< A/D bits set by the simulated page walker */
     PTMON_FAKE_STAT_BYTES_ALLOCATED, /**< bytes currently allocated through the glue allocator */
     PTMON_FAKE_STAT_COUNT
 };

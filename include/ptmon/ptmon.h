@@ -53,19 +53,19 @@ PTMON_EXTERN const char *ptmon_version_string(void);
 /* ===================================================================================== */
 
 /* X-macro: name, value, message. Values are stable; new codes are only ever appended. */
-#define PTMON_ERRNO_MAP(XX)                                                            \
-    XX(EINVAL, -1, "invalid argument")                                                 \
-    XX(ENOMEM, -2, "out of memory")                                                    \
-    XX(EVERSION, -3, "unsupported structure version")                                  \
-    XX(ENOTSUP, -4, "operation or paging mode not supported")                          \
-    XX(ERANGE, -5, "guest-physical address outside guest RAM")                         \
-    XX(EIO, -6, "backend (hypervisor) call failed")                                    \
-    XX(ENOENT, -7, "no such object")                                                   \
-    XX(EEXIST, -8, "object already exists")                                            \
-    XX(EBUSY, -9, "resource busy")                                                     \
-    XX(ELIMIT, -10, "configured limit reached")                                        \
-    XX(ENOTPRESENT, -11, "translation not present")                                    \
-    XX(EDENIED, -12, "write denied")                                                   \
+#define PTMON_ERRNO_MAP(XX)                                    \
+    XX(EINVAL, -1, "invalid argument")                         \
+    XX(ENOMEM, -2, "out of memory")                            \
+    XX(EVERSION, -3, "unsupported structure version")          \
+    XX(ENOTSUP, -4, "operation or paging mode not supported")  \
+    XX(ERANGE, -5, "guest-physical address outside guest RAM") \
+    XX(EIO, -6, "backend (hypervisor) call failed")            \
+    XX(ENOENT, -7, "no such object")                           \
+    XX(EEXIST, -8, "object already exists")                    \
+    XX(EBUSY, -9, "resource busy")                             \
+    XX(ELIMIT, -10, "configured limit reached")                \
+    XX(ENOTPRESENT, -11, "translation not present")            \
+    XX(EDENIED, -12, "write denied")                           \
     XX(ENOCALLBACK, -13, "required backend callback missing")
 
 /** Error codes. Every failing function returns one of these (always negative). */
@@ -82,7 +82,8 @@ enum ptmon_error {
  */
 PTMON_EXTERN const char *ptmon_strerror(int err);
 
-/** @return the symbolic name of @p err ("PTMON_ENOMEM", "PTMON_OK", ...), or "PTMON_E?" if unknown. */
+/** @return the symbolic name of @p err ("PTMON_ENOMEM", "PTMON_OK", ...), or "PTMON_E?" if unknown.
+ */
 PTMON_EXTERN const char *ptmon_err_name(int err);
 
 /* ===================================================================================== */
@@ -91,16 +92,16 @@ PTMON_EXTERN const char *ptmon_err_name(int err);
 
 /* Bits of a paging-structure entry (the same positions in 32-bit, PAE, 4- and 5-level
  * entries; NX exists only in 64-bit entries and only when EFER.NXE is set). */
-#define PTMON_PTE_P (1ull << 0)   /**< present */
-#define PTMON_PTE_RW (1ull << 1)  /**< writable */
-#define PTMON_PTE_US (1ull << 2)  /**< user-accessible */
-#define PTMON_PTE_PWT (1ull << 3) /**< page-level write-through */
-#define PTMON_PTE_PCD (1ull << 4) /**< page-level cache disable */
-#define PTMON_PTE_A (1ull << 5)   /**< accessed (set by the CPU's page walker) */
-#define PTMON_PTE_D (1ull << 6)   /**< dirty (leaf entries only) */
-#define PTMON_PTE_PS (1ull << 7)  /**< page size in PDEs/PDPTEs; PAT in PTEs */
-#define PTMON_PTE_G (1ull << 8)   /**< global (leaf entries only) */
-#define PTMON_PTE_NX (1ull << 63) /**< execute-disable (64-bit entries, EFER.NXE=1) */
+#define PTMON_PTE_P   (1ull << 0)  /**< present */
+#define PTMON_PTE_RW  (1ull << 1)  /**< writable */
+#define PTMON_PTE_US  (1ull << 2)  /**< user-accessible */
+#define PTMON_PTE_PWT (1ull << 3)  /**< page-level write-through */
+#define PTMON_PTE_PCD (1ull << 4)  /**< page-level cache disable */
+#define PTMON_PTE_A   (1ull << 5)  /**< accessed (set by the CPU's page walker) */
+#define PTMON_PTE_D   (1ull << 6)  /**< dirty (leaf entries only) */
+#define PTMON_PTE_PS  (1ull << 7)  /**< page size in PDEs/PDPTEs; PAT in PTEs */
+#define PTMON_PTE_G   (1ull << 8)  /**< global (leaf entries only) */
+#define PTMON_PTE_NX  (1ull << 63) /**< execute-disable (64-bit entries, EFER.NXE=1) */
 
 /** Paging levels, numbered as in the Intel SDM. PTMON_MAX_LEVELS is the highest (LA57). */
 enum ptmon_level {
@@ -131,8 +132,9 @@ enum ptmon_paging_flags {
 /** Everything the walker needs to know about the guest's paging. */
 typedef struct ptmon_paging {
     enum ptmon_paging_mode mode;
-    unsigned flags;      /**< PTMON_PAGING_* */
-    unsigned maxphyaddr; /**< physical-address width in bits, 32..52 (CPUID 0x80000008); 0 means 52 */
+    unsigned flags; /**< PTMON_PAGING_* */
+    unsigned
+        maxphyaddr; /**< physical-address width in bits, 32..52 (CPUID 0x80000008); 0 means 52 */
 } ptmon_paging;
 
 /**
@@ -207,7 +209,6 @@ typedef struct ptmon_mem_event {
 /** @return the name of an action ("allow", "deny", "emulated"), or "?" */
 PTMON_EXTERN const char *ptmon_action_name(enum ptmon_action action);
 
-
 /* ===================================================================================== */
 /* Instance                                                                              */
 /* ===================================================================================== */
@@ -228,7 +229,13 @@ typedef struct ptmon_config {
     ptmon_paging paging;
 } ptmon_config;
 
-#define PTMON_CONFIG_INIT {PTMON_CONFIG_VERSION, {PTMON_MODE_AUTO, 0, 0}}
+#define PTMON_CONFIG_INIT         \
+    {                             \
+        PTMON_CONFIG_VERSION,     \
+        {                         \
+            PTMON_MODE_AUTO, 0, 0 \
+        }                         \
+    }
 
 /**
  * Create an instance for one guest.
@@ -304,10 +311,10 @@ PTMON_EXTERN int ptmon_commit(ptmon *pm);
 
 /** Why a walk ended. */
 enum ptmon_walk_status {
-    PTMON_WALK_OK = 0,          /**< translated: page_gpa, page_size, rights are valid */
-    PTMON_WALK_NOT_PRESENT = 1, /**< entry at stop_level has P=0 */
-    PTMON_WALK_RESERVED = 2,    /**< entry at stop_level has reserved bits set (reserved_bits) */
-    PTMON_WALK_OUTSIDE_RAM = 3, /**< the table holding the entry at stop_level is not in RAM */
+    PTMON_WALK_OK = 0,           /**< translated: page_gpa, page_size, rights are valid */
+    PTMON_WALK_NOT_PRESENT = 1,  /**< entry at stop_level has P=0 */
+    PTMON_WALK_RESERVED = 2,     /**< entry at stop_level has reserved bits set (reserved_bits) */
+    PTMON_WALK_OUTSIDE_RAM = 3,  /**< the table holding the entry at stop_level is not in RAM */
     PTMON_WALK_NONCANONICAL = 4, /**< the VA is not canonical / wider than the mode allows */
 };
 
@@ -329,7 +336,7 @@ typedef struct ptmon_walk {
     uint64_t cr3;
     uint64_t va;
     enum ptmon_walk_status status;
-    unsigned top_level;  /**< number of levels of the mode (the root's level) */
+    unsigned top_level; /**< number of levels of the mode (the root's level) */
     /** The level whose entry ended the walk: the leaf's level when OK; the offending entry's
      *  level otherwise; 0 for PTMON_WALK_NONCANONICAL. Levels top_level..stop_level of
      *  @ref level are filled in (for OUTSIDE_RAM, level[stop_level] has the gpa, value 0). */
@@ -381,12 +388,12 @@ typedef struct ptmon_translation {
 
 /** One change of a watched translation, as passed to a watch callback. */
 typedef struct ptmon_change {
-    uint64_t cr3;           /**< the CR3 given to ptmon_watch (PCID bits included) */
-    uint64_t va;            /**< the watched VA */
+    uint64_t cr3;             /**< the CR3 given to ptmon_watch (PCID bits included) */
+    uint64_t va;              /**< the watched VA */
     ptmon_translation before; /**< as last reported: the latest state the watch was in */
     ptmon_translation after;  /**< as it is after this write */
-    unsigned level;         /**< level of the entry whose write caused the change */
-    uint32_t vcpu;          /**< the vCPU that wrote */
+    unsigned level;           /**< level of the entry whose write caused the change */
+    uint32_t vcpu;            /**< the vCPU that wrote */
     /** 1 when this call undoes a change reported earlier in the same event because a later
      *  callback denied the write; its return value is ignored. */
     unsigned reverted;
@@ -401,7 +408,8 @@ typedef struct ptmon_change {
  * The callback may add or remove any watch, its own included; a removed watch is never called
  * again; a watch added here is not notified of the write in progress.
  */
-typedef int (*ptmon_watch_fn)(ptmon *pm, struct ptmon_watch *watch, void *ctx, const ptmon_change *change);
+typedef int (*ptmon_watch_fn)(ptmon *pm, struct ptmon_watch *watch, void *ctx,
+                              const ptmon_change *change);
 
 /** Flags of ptmon_watch(). */
 enum ptmon_watch_flags {
@@ -437,7 +445,8 @@ PTMON_EXTERN ptmon_translation ptmon_watch_translation(const struct ptmon_watch 
 PTMON_EXTERN void ptmon_set_monitored_bits(ptmon *pm, uint64_t bits);
 
 /** P, R/W, U/S, PS (where it means page size), NX and the address bits. */
-#define PTMON_DEFAULT_MONITORED (PTMON_PTE_P | PTMON_PTE_RW | PTMON_PTE_US | PTMON_PTE_PS | PTMON_PTE_NX)
+#define PTMON_DEFAULT_MONITORED \
+    (PTMON_PTE_P | PTMON_PTE_RW | PTMON_PTE_US | PTMON_PTE_PS | PTMON_PTE_NX)
 
 /* ===================================================================================== */
 /* Self-inspection                                                                       */
@@ -449,14 +458,14 @@ enum ptmon_finding_kind {
     PTMON_FINDING_REFCOUNT,         /**< a node's refcount differs from the watches through it */
     PTMON_FINDING_UNPROTECTED,      /**< a frame holding watched entries is not write-protected */
     PTMON_FINDING_STRAY,            /**< a node, table or frame is used by no live watch */
-    PTMON_FINDING_CACHE,            /**< a node's cached entry differs from memory (monitored bits) */
+    PTMON_FINDING_CACHE, /**< a node's cached entry differs from memory (monitored bits) */
 };
 
 /** One problem ptmon_check found. */
 typedef struct ptmon_finding {
     enum ptmon_finding_kind kind;
     const struct ptmon_watch *watch; /**< the watch concerned, or NULL */
-    uint64_t gpa;             /**< entry or frame address concerned, or 0 */
+    uint64_t gpa;                    /**< entry or frame address concerned, or 0 */
     unsigned level;
     char text[120]; /**< a readable description */
 } ptmon_finding;
@@ -472,15 +481,15 @@ PTMON_EXTERN int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max);
 
 /** Counters and sizes of an instance. */
 typedef struct ptmon_stats {
-    uint64_t watches;          /**< live watches */
-    uint64_t nodes;            /**< entry nodes */
-    uint64_t tables;           /**< table records */
-    uint64_t frames;           /**< frame records (restricted frames) */
-    uint64_t bytes;            /**< bytes allocated by ptmon for this instance */
-    uint64_t events;           /**< events handled */
+    uint64_t watches;           /**< live watches */
+    uint64_t nodes;             /**< entry nodes */
+    uint64_t tables;            /**< table records */
+    uint64_t frames;            /**< frame records (restricted frames) */
+    uint64_t bytes;             /**< bytes allocated by ptmon for this instance */
+    uint64_t events;            /**< events handled */
     uint64_t events_irrelevant; /**< writes that changed no watched entry */
-    uint64_t events_denied;    /**< events answered DENY (or undone, POST) */
-    uint64_t callbacks;        /**< watch callbacks made */
+    uint64_t events_denied;     /**< events answered DENY (or undone, POST) */
+    uint64_t callbacks;         /**< watch callbacks made */
 } ptmon_stats;
 
 /** Fill @p out with the instance's statistics. @return 0 or PTMON_EINVAL. */

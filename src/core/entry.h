@@ -15,11 +15,11 @@ struct ptmon_watch;
 
 struct entry {
     uint64_t gpa;
-    uint64_t value;          /* equal to guest memory after every event */
+    uint64_t value; /* equal to guest memory after every event */
     struct table *table;
     struct entry *slot_next; /* other nodes on the same slot (other levels) */
     struct ptmon_watch *parked_head, *parked_tail;
-    uint32_t refs;           /* live watches whose path contains this node */
+    uint32_t refs; /* live watches whose path contains this node */
     uint8_t level;
 };
 
@@ -32,8 +32,9 @@ struct entry *entry_find(const ptmon *pm, uint64_t gpa, unsigned level);
 /**
  * Get the node for (@p gpa, @p level), creating it if needed: the table frame is write-protected
  * FIRST, then the entry is read (through the event's pending-write overlay, if any). On success
- * the caller holds one reference (refs was incremented); entry_put gives it back. @return 0, PTMON_ERANGE (the table is outside guest
- * RAM), PTMON_ENOMEM or the backend's error, with nothing changed.
+ * the caller holds one reference (refs was incremented); entry_put gives it back. @return 0,
+ * PTMON_ERANGE (the table is outside guest RAM), PTMON_ENOMEM or the backend's error, with nothing
+ * changed.
  */
 int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out);
 

@@ -10,7 +10,7 @@ unsigned ptmon_version(void)
     return PTMON_VERSION_NUMBER;
 }
 
-#define PTMON_STR_(x) #x
+#define PTMON_STR_(x)  #x
 #define PTMON_XSTR_(x) PTMON_STR_(x)
 
 const char *ptmon_version_string(void)

@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#define ACCESS_BITS (PTMON_ACCESS_R | PTMON_ACCESS_W | PTMON_ACCESS_X)
+#define ACCESS_BITS  (PTMON_ACCESS_R | PTMON_ACCESS_W | PTMON_ACCESS_X)
 #define COMMIT_BATCH 64
 
 static const unsigned right_bit[3] = {PTMON_ACCESS_R, PTMON_ACCESS_W, PTMON_ACCESS_X};

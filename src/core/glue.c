@@ -15,8 +15,7 @@
 /* Bytes of struct ptmon_glue that each version defines. A backend built against an older
  * header owns a shorter struct: reading past its version's end would read past its object. */
 static const size_t glue_size_by_version[PTMON_GLUE_VERSION + 1] = {
-    0,
-    GLUE_END_OF(realloc), /* version 1 */
+    0, GLUE_END_OF(realloc), /* version 1 */
 };
 
 int glue_import(ptmon_glue *dst, const ptmon_glue *src)

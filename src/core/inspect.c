@@ -57,8 +57,8 @@ static int fresh_translation(ptmon *pm, const struct ptmon_watch *w, ptmon_trans
     t->entry = walk.level[walk.stop_level].value;
     t->rights = walk.rights;
     t->frame = walk.status == PTMON_WALK_OK ? walk.page_gpa : 0;
-    t->page_size = walk.status == PTMON_WALK_OK ? walk.page_size
-                                                : pt_level_span(&pm->paging, walk.stop_level);
+    t->page_size =
+        walk.status == PTMON_WALK_OK ? walk.page_size : pt_level_span(&pm->paging, walk.stop_level);
     return 0;
 }
 
@@ -86,9 +86,9 @@ static int check_watches(ptmon *pm, struct findings *fs, struct map *expected)
         else if (!same_translation(&t, &w->rec))
             finding(fs, PTMON_FINDING_STALE_RECORD, w, 0, t.level,
                     "watch va=0x%llx: record %s L%u entry 0x%llx, memory %s L%u entry 0x%llx",
-                    (unsigned long long)w->va, ptmon_walk_status_name(w->rec.status),
-                    w->rec.level, (unsigned long long)w->rec.entry,
-                    ptmon_walk_status_name(t.status), t.level, (unsigned long long)t.entry);
+                    (unsigned long long)w->va, ptmon_walk_status_name(w->rec.status), w->rec.level,
+                    (unsigned long long)w->rec.entry, ptmon_walk_status_name(t.status), t.level,
+                    (unsigned long long)t.entry);
         for (unsigned l = w->depth; l <= top; l++) {
             uintptr_t n = (uintptr_t)map_get(expected, (uintptr_t)w->path[l]);
             rc = map_put(expected, &pm->glue, (uintptr_t)w->path[l], (void *)(n + 1));
@@ -118,8 +118,8 @@ static void check_node(ptmon *pm, struct findings *fs, struct map *expected, str
     for (struct ptmon_watch *w = e->parked_head; w; w = w->park_next)
         if (w->dead || w->path[w->depth] != e)
             finding(fs, PTMON_FINDING_STRAY, w, e->gpa, e->level,
-                    "node 0x%llx L%u has a %s watch parked", (unsigned long long)e->gpa,
-                    e->level, w->dead ? "removed" : "misplaced");
+                    "node 0x%llx L%u has a %s watch parked", (unsigned long long)e->gpa, e->level,
+                    w->dead ? "removed" : "misplaced");
 }
 
 static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, struct frame *f)
@@ -220,11 +220,11 @@ static void dump_text(const ptmon *pm, ptmon_write_fn write, void *ctx)
          ptmon_paging_mode_name(pm->paging.mode), (unsigned long long)pm->stats.watches,
          (unsigned long long)pm->stats.nodes);
     for (const struct ptmon_watch *w = pm->watches; w; w = w->all_next)
-        emit(write, ctx, "watch cr3=0x%llx va=0x%llx: %s L%u entry=0x%llx frame=0x%llx size=0x%llx rights=%u\n",
+        emit(write, ctx,
+             "watch cr3=0x%llx va=0x%llx: %s L%u entry=0x%llx frame=0x%llx size=0x%llx rights=%u\n",
              (unsigned long long)w->cr3, (unsigned long long)w->va,
-             ptmon_walk_status_name(w->rec.status), w->rec.level,
-             (unsigned long long)w->rec.entry, (unsigned long long)w->rec.frame,
-             (unsigned long long)w->rec.page_size, w->rec.rights);
+             ptmon_walk_status_name(w->rec.status), w->rec.level, (unsigned long long)w->rec.entry,
+             (unsigned long long)w->rec.frame, (unsigned long long)w->rec.page_size, w->rec.rights);
     for (size_t pos = 0; map_next(&pm->frames, &pos, &gfn, &v);) {
         const struct frame *f = v;
         if (!f->table)
@@ -242,13 +242,14 @@ static void dump_dot(const ptmon *pm, ptmon_write_fn write, void *ctx)
 {
     unsigned top = ptmon_paging_levels(pm->paging.mode);
 
-    emit(write, ctx, "digraph ptmon {\n  rankdir=LR;\n  node [shape=box, fontname=monospace];\n");
+    /* strict: paths sharing a prefix emit the same edge more than once; Graphviz merges them */
+    emit(write, ctx,
+         "strict digraph ptmon {\n  rankdir=LR;\n  node [shape=box, fontname=monospace];\n");
     for (const struct ptmon_watch *w = pm->watches; w; w = w->all_next) {
         emit(write, ctx, "  w%p [shape=ellipse, label=\"va 0x%llx\\ncr3 0x%llx\\n%s\"];\n",
              (const void *)w, (unsigned long long)w->va, (unsigned long long)w->cr3,
              ptmon_walk_status_name(w->rec.status));
-        /* the path, top-down: one edge per step (edges repeat where paths share a prefix;
-         * Graphviz "strict" would merge them, but then parallel watches would vanish too) */
+        /* the path, top-down */
         for (unsigned l = top; l > w->depth && l <= top; l--)
             emit(write, ctx, "  n%p -> n%p;\n", (const void *)w->path[l],
                  (const void *)w->path[l - 1]);

@@ -237,8 +237,8 @@ static void list_remove(struct ptmon_watch **head, struct ptmon_watch *w)
         w->all_next->all_prev = w->all_prev;
 }
 
-int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watch_fn fn,
-                void *ctx, struct ptmon_watch **out)
+int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watch_fn fn, void *ctx,
+                struct ptmon_watch **out)
 {
     struct ptmon_watch *w;
     int rc;
@@ -551,8 +551,7 @@ static size_t changed_entries(ptmon *pm, struct table *t, uint64_t gpa, uint32_t
 }
 
 /* Quick test without reading anything: does the write touch a watched slot at all? */
-static int touches_watched_slot(const ptmon *pm, const struct table *t, uint64_t gpa,
-                                uint32_t size)
+static int touches_watched_slot(const ptmon *pm, const struct table *t, uint64_t gpa, uint32_t size)
 {
     unsigned esize = pt_entry_size(&pm->paging);
     unsigned first = (unsigned)((gpa & 0xfff) / esize);

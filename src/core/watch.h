@@ -21,15 +21,15 @@ struct ptmon_watch {
     struct ptmon_watch *touched_next;          /* watches touched by the event in progress */
     struct ptmon_watch *scratch_next;          /* collection of one node change */
     struct entry *path[PTMON_MAX_LEVELS + 1];  /* path[top..depth]; NULL elsewhere */
-    ptmon_translation rec;    /* current record (equal to memory between events) */
+    ptmon_translation rec;                     /* current record (equal to memory between events) */
     ptmon_translation before; /* record when the event in progress first touched it */
     uint64_t seq;             /* placement order */
     uint32_t touched_epoch, told_epoch, mark;
-    uint8_t depth;            /* level of the deepest node; top + 1 when there is none */
-    uint8_t cause_level;      /* level of the first entry of this event that affected it */
-    uint8_t flags;            /* PTMON_WATCH_* */
+    uint8_t depth;       /* level of the deepest node; top + 1 when there is none */
+    uint8_t cause_level; /* level of the first entry of this event that affected it */
+    uint8_t flags;       /* PTMON_WATCH_* */
     uint8_t dead;
-    uint8_t incomplete;       /* placement stopped early on an error; retried at commit */
+    uint8_t incomplete; /* placement stopped early on an error; retried at commit */
 };
 
 /** One changed watched entry of a write. */

@@ -9,11 +9,11 @@
  */
 #include "fake_internal.h"
 
-#define ADDR_BITS_64 0x000ffffffffff000ull  /* bits 51:12 */
+#define ADDR_BITS_64       0x000ffffffffff000ull /* bits 51:12 */
 #define LARGE_ADDR_BITS_64 0x000fffffffffe000ull /* bits 51:13: bit 12 is PAT in a large leaf */
-#define HIGH_FLAG_BITS_64 0xfff0000000000000ull  /* bits 63:52: available, protection key, XD */
-#define PTE_PAT (1ull << 7)
-#define LARGE_PAT (1ull << 12)
+#define HIGH_FLAG_BITS_64  0xfff0000000000000ull /* bits 63:52: available, protection key, XD */
+#define PTE_PAT            (1ull << 7)
+#define LARGE_PAT          (1ull << 12)
 
 static const ptmon_paging *paging_of(const ptmon_fake *fake)
 {
@@ -277,7 +277,8 @@ int ptmon_fake_split(ptmon_fake *fake, uint64_t cr3, uint64_t va, uint64_t clear
         write_entry_direct(fake, table + (uint64_t)i * fake_entry_size(pg), small & ~clear_bits);
     }
     /* The leaves carry the restrictions; A is kept so the walker sees the path as used. */
-    uint64_t pointer = table | fake_table_pointer_bits(pg, large.level) | (large.value & PTMON_PTE_A);
+    uint64_t pointer =
+        table | fake_table_pointer_bits(pg, large.level) | (large.value & PTMON_PTE_A);
     rc = store_entry(fake, large.gpa, pointer);
     if (rc) {
         fake_release_frame(fake, table);
@@ -353,8 +354,8 @@ int ptmon_fake_set_entry(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned l
     return rc ? rc : store_entry(fake, gpa, value);
 }
 
-int ptmon_fake_link(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned level,
-                    uint64_t table_gpa, uint64_t bits)
+int ptmon_fake_link(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned level, uint64_t table_gpa,
+                    uint64_t bits)
 {
     return ptmon_fake_set_entry(fake, cr3, va, level, table_gpa | bits | PTMON_PTE_P);
 }

@@ -62,8 +62,7 @@ static int access_allowed(unsigned how, unsigned rights)
     return 1;
 }
 
-int ptmon_fake_cpu_access(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned how,
-                          uint64_t *gpa)
+int ptmon_fake_cpu_access(ptmon_fake *fake, uint64_t cr3, uint64_t va, unsigned how, uint64_t *gpa)
 {
     if (!fake || !gpa || (how & ~(unsigned)(CPU_KIND_MASK | PTMON_FAKE_CPU_USER)) ||
         (how & CPU_KIND_MASK) == CPU_KIND_MASK)

@@ -41,11 +41,16 @@ static int nx_enabled(const ptmon_paging *pg)
 unsigned fake_levels(const ptmon_paging *pg)
 {
     switch (pg->mode) {
-    case PTMON_MODE_32BIT: return 2;
-    case PTMON_MODE_PAE: return 3;
-    case PTMON_MODE_4LEVEL: return 4;
-    case PTMON_MODE_5LEVEL: return 5;
-    default: return 0;
+    case PTMON_MODE_32BIT:
+        return 2;
+    case PTMON_MODE_PAE:
+        return 3;
+    case PTMON_MODE_4LEVEL:
+        return 4;
+    case PTMON_MODE_5LEVEL:
+        return 5;
+    default:
+        return 0;
     }
 }
 
@@ -81,9 +86,12 @@ uint64_t fake_level_span(const ptmon_paging *pg, unsigned level)
 uint64_t fake_root_gpa(const ptmon_paging *pg, uint64_t cr3)
 {
     switch (pg->mode) {
-    case PTMON_MODE_32BIT: return cr3 & 0xfffff000ull;
-    case PTMON_MODE_PAE: return cr3 & 0xffffffe0ull;
-    default: return cr3 & bit_range(phys_bits(pg) - 1, 12);
+    case PTMON_MODE_32BIT:
+        return cr3 & 0xfffff000ull;
+    case PTMON_MODE_PAE:
+        return cr3 & 0xffffffe0ull;
+    default:
+        return cr3 & bit_range(phys_bits(pg) - 1, 12);
     }
 }
 
@@ -100,11 +108,15 @@ int fake_va_valid(const ptmon_paging *pg, uint64_t va)
 int fake_large_page_level(const ptmon_paging *pg, unsigned level)
 {
     switch (pg->mode) {
-    case PTMON_MODE_32BIT: return level == 2 && (pg->flags & PTMON_PAGING_PSE);
-    case PTMON_MODE_PAE: return level == 2;
+    case PTMON_MODE_32BIT:
+        return level == 2 && (pg->flags & PTMON_PAGING_PSE);
+    case PTMON_MODE_PAE:
+        return level == 2;
     case PTMON_MODE_4LEVEL:
-    case PTMON_MODE_5LEVEL: return level == 2 || level == 3;
-    default: return 0;
+    case PTMON_MODE_5LEVEL:
+        return level == 2 || level == 3;
+    default:
+        return 0;
     }
 }
 
@@ -231,8 +243,7 @@ uint64_t fake_leaf_addr_limit(const ptmon_paging *pg, uint64_t page_size)
     return 1ull << (phys_bits(pg) < 40 ? phys_bits(pg) : 40);
 }
 
-uint64_t fake_encode_leaf(const ptmon_paging *pg, uint64_t page_size, uint64_t gpa,
-                          uint64_t flags)
+uint64_t fake_encode_leaf(const ptmon_paging *pg, uint64_t page_size, uint64_t gpa, uint64_t flags)
 {
     if (is_32bit(pg) && page_size != FAKE_FRAME_SIZE)
         return (gpa & 0xffc00000ull) | ((gpa >> 32) << 13) | flags;

@@ -19,9 +19,9 @@
 #include <ptmon/fake.h>
 
 #define FAKE_FRAME_SHIFT 12
-#define FAKE_FRAME_SIZE 4096u
-#define FAKE_MAX_VCPUS 64u
-#define FAKE_LOG_MAX 256u
+#define FAKE_FRAME_SIZE  4096u
+#define FAKE_MAX_VCPUS   64u
+#define FAKE_LOG_MAX     256u
 /** Bound on the bytes one rep stos / rep movs may cover (keeps a test's typo from eating RAM). */
 #define FAKE_REP_MAX_BYTES (16ull << 20)
 /** Page tables of 32-bit paging and the PAE PDPT must lie below 4 GiB (32-bit pointers / CR3). */
@@ -130,8 +130,7 @@ uint64_t fake_table_pointer_bits(const ptmon_paging *pg, unsigned level);
 /** @return the highest GPA + 1 a page table (or the root, if @p root) may occupy. */
 uint64_t fake_table_limit(const ptmon_paging *pg, int root);
 /** @return an entry mapping a @p page_size page at @p gpa with @p flags (PS not added). */
-uint64_t fake_encode_leaf(const ptmon_paging *pg, uint64_t page_size, uint64_t gpa,
-                          uint64_t flags);
+uint64_t fake_encode_leaf(const ptmon_paging *pg, uint64_t page_size, uint64_t gpa, uint64_t flags);
 /** @return the widest physical address + 1 a leaf of @p page_size can hold. */
 uint64_t fake_leaf_addr_limit(const ptmon_paging *pg, uint64_t page_size);
 
