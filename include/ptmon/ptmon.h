@@ -411,6 +411,8 @@ typedef struct ptmon_change {
 typedef int (*ptmon_watch_fn)(ptmon *pm, struct ptmon_watch *watch, void *ctx,
                               const ptmon_change *change);
 
+#define PTMON_VCPU_NONE UINT32_MAX
+
 /** Flags of ptmon_watch(). */
 enum ptmon_watch_flags {
     /** Called before the ordinary watches of the same leaf (each group in placement order). */

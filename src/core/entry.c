@@ -27,18 +27,21 @@ struct entry *entry_find(const ptmon *pm, uint64_t gpa, unsigned level)
 int entry_read(ptmon *pm, uint64_t gpa, uint64_t *value)
 {
     unsigned size = pt_entry_size(&pm->paging);
+    const struct pending_write *pw = &pm->pending;
     uint8_t buf[8] = {0};
-    int rc = glue_read_gpa(&pm->glue, gpa, buf, size);
+    int covered = pw->bytes && pw->gpa <= gpa && gpa + size <= pw->gpa + pw->size;
 
-    if (rc < 0)
-        return rc;
-    /* A PRE-delivered write is not in memory yet, but the tree is updated as if it were. */
-    if (pm->pending.bytes && gpa < pm->pending.gpa + pm->pending.size &&
-        pm->pending.gpa < gpa + size) {
-        for (unsigned i = 0; i < size; i++)
-            if (gpa + i >= pm->pending.gpa && gpa + i < pm->pending.gpa + pm->pending.size)
-                buf[i] = pm->pending.bytes[gpa + i - pm->pending.gpa];
+    /* A PRE-delivered write is not in memory yet, but the tree is updated as if it were: take
+     * its bytes, and read memory only for the part of the entry it does not cover. */
+    if (!covered) {
+        int rc = glue_read_gpa(&pm->glue, gpa, buf, size);
+        if (rc < 0)
+            return rc;
     }
+    if (pw->bytes && gpa < pw->gpa + pw->size && pw->gpa < gpa + size)
+        for (unsigned i = 0; i < size; i++)
+            if (gpa + i >= pw->gpa && gpa + i < pw->gpa + pw->size)
+                buf[i] = pw->bytes[gpa + i - pw->gpa];
     *value = 0;
     for (unsigned i = size; i-- > 0;)
         *value = (*value << 8) | buf[i];

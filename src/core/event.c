@@ -36,6 +36,11 @@ int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev)
         action = watch_on_write(pm, f->table, ev);
     pm->event_depth--;
     rc = instance_commit_if_idle(pm);
+    if (pm->resync_later) {
+        /* The backend performs the write after we return: the next commit re-reads. */
+        pm->resync = 1;
+        pm->resync_later = 0;
+    }
     if (rc < 0)
         glue_log(&pm->glue, PTMON_LOG_WARN, "commit after event failed: %s", ptmon_strerror(rc));
     return action;

@@ -37,6 +37,8 @@ struct ptmon {
     struct ptmon_watch *dead_watches; /* removed, freed at commit */
     struct ptmon_watch *touched;      /* watches the event in progress touched */
     unsigned incomplete;              /* live watches whose placement must be retried */
+    int resync;       /* a watched entry could not be read: re-read all at the next commit */
+    int resync_later; /* ... but only once the PRE write in progress is in memory */
     uint64_t next_seq;
     uint32_t epoch, mark;
     struct pending_write pending;

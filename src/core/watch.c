@@ -306,33 +306,6 @@ void ptmon_set_monitored_bits(ptmon *pm, uint64_t bits)
         pm->monitored = bits;
 }
 
-void watch_commit(ptmon *pm)
-{
-    while (pm->dead_watches) {
-        struct ptmon_watch *w = pm->dead_watches;
-        pm->dead_watches = w->all_next;
-        glue_free(&pm->glue, w, sizeof(*w));
-    }
-    if (pm->incomplete)
-        for (struct ptmon_watch *w = pm->watches; w; w = w->all_next)
-            if (w->incomplete) {
-                complete_placement(pm, w);
-                watch_compute(pm, w, &w->rec);
-            }
-}
-
-void watch_destroy_all(ptmon *pm)
-{
-    while (pm->watches) {
-        struct ptmon_watch *w = pm->watches;
-        release_all(pm, w);
-        pm->watches = w->all_next;
-        glue_free(&pm->glue, w, sizeof(*w));
-    }
-    pm->stats.watches = 0;
-    watch_commit(pm);
-}
-
 /* ---- the tree update for one write ------------------------------------------------------ */
 
 static void touch(ptmon *pm, struct ptmon_watch *w, unsigned level)
@@ -496,12 +469,14 @@ static int notify(ptmon *pm, uint32_t vcpu, uint32_t told_epoch, int may_deny)
     int denied = 0;
 
     pm->touched = NULL;
+    /* An incomplete watch's path ends early on an error, not in memory: it keeps its record
+     * (what it was last told) until a commit completes it and tells it then. */
     for (w = list; w; w = w->touched_next)
-        if (!w->dead)
+        if (!w->dead && !w->incomplete)
             watch_compute(pm, w, &w->rec);
     for (w = list; w && !denied; w = w->touched_next) {
         ptmon_change ch;
-        if (w->dead || !record_changed(pm, &w->before, &w->rec))
+        if (w->dead || w->incomplete || !record_changed(pm, &w->before, &w->rec))
             continue;
         if (told_epoch && w->told_epoch != told_epoch)
             continue;
@@ -540,7 +515,15 @@ static size_t changed_entries(ptmon *pm, struct table *t, uint64_t gpa, uint32_t
         if (!table_slot_watched(t, slot))
             continue;
         e = table_slot_chain(t, slot);
-        if (entry_read(pm, frame + slot * esize, &value) < 0 || value == e->value)
+        if (entry_read(pm, frame + slot * esize, &value) < 0) {
+            /* a commit re-reads every watched entry, once the write is in memory */
+            if (pm->pending.bytes)
+                pm->resync_later = 1;
+            else
+                pm->resync = 1;
+            continue;
+        }
+        if (value == e->value)
             continue;
         out[n].gpa = frame + slot * esize;
         out[n].old_value = e->value;
@@ -637,10 +620,90 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
     pm->pending.bytes = NULL;
     if (!in_memory && pm->glue.emulate_write) {
         rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, ev->bytes, NULL);
-        if (rc == 0)
+        if (rc == 0) {
+            if (pm->resync_later) { /* in memory now: this event's commit can re-read */
+                pm->resync = 1;
+                pm->resync_later = 0;
+            }
             return PTMON_ACTION_EMULATED;
+        }
         glue_log(&pm->glue, PTMON_LOG_WARN, "emulate_write at 0x%llx: %s; backend writes",
                  (unsigned long long)ev->gpa, ptmon_strerror(rc));
     }
     return action;
+}
+
+/* ---- commit ---------------------------------------------------------------------------- */
+
+/* Re-read every watched entry and apply what changed (after a read had failed). @return 0,
+ * or an error with pm->resync left set for the next commit. */
+static int resync_all(ptmon *pm)
+{
+    struct slot_change *changes;
+    size_t n = 0, cap = pm->stats.nodes;
+    uint64_t gfn;
+    void *v;
+    int rc = 0;
+
+    if (!cap)
+        return 0;
+    changes = glue_alloc(&pm->glue, cap * sizeof(*changes));
+    if (!changes)
+        return PTMON_ENOMEM;
+    for (size_t pos = 0; rc == 0 && map_next(&pm->frames, &pos, &gfn, &v);) {
+        struct frame *f = v;
+        for (uint32_t r = 0; rc == 0 && f->table && r < f->table->count; r++) {
+            struct entry *e = f->table->chains[r];
+            uint64_t value;
+            rc = entry_read(pm, e->gpa, &value);
+            if (rc == 0 && value != e->value && n < cap) {
+                changes[n].gpa = e->gpa;
+                changes[n].old_value = e->value;
+                changes[n].new_value = value;
+                n++;
+            }
+        }
+    }
+    if (rc == 0) {
+        pm->resync = 0;
+        apply_changes(pm, changes, n, 1);
+    }
+    glue_free(&pm->glue, changes, cap * sizeof(*changes));
+    return rc;
+}
+
+void watch_commit(ptmon *pm)
+{
+    while (pm->dead_watches) {
+        struct ptmon_watch *w = pm->dead_watches;
+        pm->dead_watches = w->all_next;
+        glue_free(&pm->glue, w, sizeof(*w));
+    }
+    if (!pm->incomplete && !pm->resync)
+        return;
+    /* Changes found now are delivered now, as an event of no vCPU; callbacks may unwatch. */
+    pm->event_depth++;
+    pm->epoch++;
+    pm->touched = NULL;
+    if (pm->resync && resync_all(pm) < 0)
+        glue_log(&pm->glue, PTMON_LOG_WARN, "commit: watched entries still unreadable");
+    for (struct ptmon_watch *w = pm->watches; w && pm->incomplete; w = w->all_next)
+        if (w->incomplete) {
+            touch(pm, w, w->depth);
+            complete_placement(pm, w);
+        }
+    notify(pm, PTMON_VCPU_NONE, 0, 0);
+    pm->event_depth--;
+}
+
+void watch_destroy_all(ptmon *pm)
+{
+    while (pm->watches) {
+        struct ptmon_watch *w = pm->watches;
+        release_all(pm, w);
+        pm->watches = w->all_next;
+        glue_free(&pm->glue, w, sizeof(*w));
+    }
+    pm->stats.watches = 0;
+    watch_commit(pm);
 }
