@@ -11,6 +11,7 @@
  * child table's record) and filtering on the path.
  */
 #include "core/watch.h"
+#include "core/decode.h"
 #include "core/walk.h"
 
 #include <string.h>
@@ -499,53 +500,6 @@ static int notify(ptmon *pm, uint32_t vcpu, uint32_t told_epoch, int may_deny)
 
 /* ---- the write -------------------------------------------------------------------------- */
 
-/* The watched entries of @p t the write changes, in address order. */
-static size_t changed_entries(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
-                              struct slot_change *out)
-{
-    unsigned esize = pt_entry_size(&pm->paging);
-    uint64_t frame = gpa & ~0xfffull;
-    unsigned first = (unsigned)((gpa & 0xfff) / esize);
-    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
-    size_t n = 0;
-
-    for (unsigned slot = first; slot <= last; slot++) {
-        struct entry *e;
-        uint64_t value;
-        if (!table_slot_watched(t, slot))
-            continue;
-        e = table_slot_chain(t, slot);
-        if (entry_read(pm, frame + slot * esize, &value) < 0) {
-            /* a commit re-reads every watched entry, once the write is in memory */
-            if (pm->pending.bytes)
-                pm->resync_later = 1;
-            else
-                pm->resync = 1;
-            continue;
-        }
-        if (value == e->value)
-            continue;
-        out[n].gpa = frame + slot * esize;
-        out[n].old_value = e->value;
-        out[n].new_value = value;
-        n++;
-    }
-    return n;
-}
-
-/* Quick test without reading anything: does the write touch a watched slot at all? */
-static int touches_watched_slot(const ptmon *pm, const struct table *t, uint64_t gpa, uint32_t size)
-{
-    unsigned esize = pt_entry_size(&pm->paging);
-    unsigned first = (unsigned)((gpa & 0xfff) / esize);
-    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
-
-    for (unsigned slot = first; slot <= last; slot++)
-        if (table_slot_watched(t, slot))
-            return 1;
-    return 0;
-}
-
 /* Undo a write already in memory. @return 0, or the first error (then memory keeps the new
  * values, and so must the tree). */
 static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c, size_t n)
@@ -577,7 +531,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
     size_t n;
     int rc;
 
-    if (!touches_watched_slot(pm, t, ev->gpa, ev->size)) {
+    if (!decode_touches_watched(pm, t, ev->gpa, ev->size)) {
         pm->stats.irrelevant++;
         return PTMON_ACTION_ALLOW;
     }
@@ -597,7 +551,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         pm->pending.gpa = ev->gpa;
         pm->pending.size = ev->size;
     }
-    n = changed_entries(pm, t, ev->gpa, ev->size, changes);
+    n = decode_write(pm, t, ev->gpa, ev->size, changes);
     if (n == 0) {
         pm->pending.bytes = NULL;
         pm->stats.irrelevant++;

@@ -32,12 +32,6 @@ struct ptmon_watch {
     uint8_t incomplete; /* placement stopped early on an error; retried at commit */
 };
 
-/** One changed watched entry of a write. */
-struct slot_change {
-    uint64_t gpa;
-    uint64_t old_value, new_value;
-};
-
 /** Handle a write into a frame holding watched entries. @return an enum ptmon_action. */
 int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev);
 

@@ -1,0 +1,29 @@
+/*
+ * decode.h — the write decoder: guest store -> whole-entry changes of watched entries.
+ *
+ * Owns: struct slot_change. May call: entry.c, table.c.
+ */
+#ifndef PTMON_CORE_DECODE_H
+#define PTMON_CORE_DECODE_H
+
+#include "core/table.h"
+
+/** One changed watched entry of a write. */
+struct slot_change {
+    uint64_t gpa;
+    uint64_t old_value, new_value;
+};
+
+/** @return nonzero if [gpa, gpa + size) touches a watched slot of @p t. Reads nothing. */
+int decode_touches_watched(const ptmon *pm, const struct table *t, uint64_t gpa, uint32_t size);
+
+/**
+ * Store in @p out (room for 4096 / entry size) the watched entries of @p t whose value the write
+ * [gpa, gpa + size) changes, in address order: old = the cached value, new = memory merged with
+ * the pending PRE bytes. An entry that cannot be read is skipped and a re-read scheduled.
+ * @return the number of changes.
+ */
+size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
+                    struct slot_change *out);
+
+#endif
