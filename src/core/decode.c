@@ -14,7 +14,7 @@
 size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
                     struct slot_change *out)
 {
-    unsigned esize = pt_entry_size(&pm->paging);
+    unsigned esize = pm->esize;
     uint64_t frame = gpa & ~0xfffull;
     unsigned first = (unsigned)((gpa & 0xfff) / esize);
     unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
@@ -47,7 +47,7 @@ size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
 /* Quick test without reading anything: does the write touch a watched slot at all? */
 int decode_touches_watched(const ptmon *pm, const struct table *t, uint64_t gpa, uint32_t size)
 {
-    unsigned esize = pt_entry_size(&pm->paging);
+    unsigned esize = pm->esize;
     unsigned first = (unsigned)((gpa & 0xfff) / esize);
     unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
 

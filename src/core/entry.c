@@ -10,7 +10,32 @@
 
 unsigned entry_slot(const ptmon *pm, uint64_t gpa)
 {
-    return (unsigned)((gpa & 0xfff) / pt_entry_size(&pm->paging));
+    return (unsigned)((gpa & 0xfff) / pm->esize);
+}
+
+void entry_set_decoded(struct entry *e, uint64_t value, const struct pt_entry_info *info)
+{
+    e->value = value;
+    e->kind = (uint8_t)info->kind;
+    e->rights = (uint8_t)info->rights;
+}
+
+void entry_set_value(const ptmon *pm, struct entry *e, uint64_t value)
+{
+    struct pt_entry_info info;
+    pt_decode(&pm->paging, e->level, value, &info);
+    entry_set_decoded(e, value, &info);
+}
+
+uint64_t entry_leaf_frame(const ptmon *pm, const struct entry *e)
+{
+    struct pt_entry_info info;
+    /* PSE-36 scatters a 4 MiB page's high address bits: only the decoder knows */
+    if (pm->paging.mode == PTMON_MODE_32BIT && e->level == 2) {
+        pt_decode(&pm->paging, e->level, e->value, &info);
+        return info.addr;
+    }
+    return e->value & pm->table_addr & ~(pm->span[e->level] - 1);
 }
 
 struct entry *entry_find(const ptmon *pm, uint64_t gpa, unsigned level)
@@ -24,27 +49,41 @@ struct entry *entry_find(const ptmon *pm, uint64_t gpa, unsigned level)
     return NULL;
 }
 
+static uint64_t load_le(const uint8_t *p, unsigned size)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v = 0;
+    memcpy(&v, p, size);
+    return v;
+#else
+    uint64_t v = 0;
+    for (unsigned i = size; i-- > 0;)
+        v = (v << 8) | p[i];
+    return v;
+#endif
+}
+
 int entry_read(ptmon *pm, uint64_t gpa, uint64_t *value)
 {
-    unsigned size = pt_entry_size(&pm->paging);
+    unsigned size = pm->esize;
     const struct pending_write *pw = &pm->pending;
     uint8_t buf[8] = {0};
-    int covered = pw->bytes && pw->gpa <= gpa && gpa + size <= pw->gpa + pw->size;
+    int rc;
 
     /* A PRE-delivered write is not in memory yet, but the tree is updated as if it were: take
      * its bytes, and read memory only for the part of the entry it does not cover. */
-    if (!covered) {
-        int rc = glue_read_gpa(&pm->glue, gpa, buf, size);
-        if (rc < 0)
-            return rc;
+    if (pw->bytes && pw->gpa <= gpa && gpa + size <= pw->gpa + pw->size) {
+        *value = load_le(pw->bytes + (gpa - pw->gpa), size);
+        return 0;
     }
+    rc = glue_read_gpa(&pm->glue, gpa, buf, size);
+    if (rc < 0)
+        return rc;
     if (pw->bytes && gpa < pw->gpa + pw->size && pw->gpa < gpa + size)
         for (unsigned i = 0; i < size; i++)
             if (gpa + i >= pw->gpa && gpa + i < pw->gpa + pw->size)
                 buf[i] = pw->bytes[gpa + i - pw->gpa];
-    *value = 0;
-    for (unsigned i = size; i-- > 0;)
-        *value = (*value << 8) | buf[i];
+    *value = load_le(buf, size);
     return 0;
 }
 
@@ -71,8 +110,8 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
     if (rc == 0) {
         memset(e, 0, sizeof(*e));
         e->gpa = gpa;
-        e->value = value;
         e->level = (uint8_t)level;
+        entry_set_value(pm, e, value);
         e->table = t;
         rc = table_link(pm, t, entry_slot(pm, gpa), e);
         if (rc < 0)

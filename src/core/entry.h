@@ -21,7 +21,25 @@ struct entry {
     struct ptmon_watch *parked_head, *parked_tail;
     uint32_t refs; /* live watches whose path contains this node */
     uint8_t level;
+    uint8_t kind;   /* enum pt_kind of value, kept with it by entry_set_value */
+    uint8_t rights; /* PTMON_RIGHT_* value contributes */
 };
+
+/** Set the cached value and its decoded kind and rights. */
+void entry_set_value(const ptmon *pm, struct entry *e, uint64_t value);
+
+struct pt_entry_info;
+/** The same, with @p value already decoded. */
+void entry_set_decoded(struct entry *e, uint64_t value, const struct pt_entry_info *info);
+
+/** @return the page base GPA of a PT_LEAF node. */
+uint64_t entry_leaf_frame(const ptmon *pm, const struct entry *e);
+
+/** @return the GPA of the table a PT_TABLE node points to. */
+static inline uint64_t entry_table_addr(const ptmon *pm, const struct entry *e)
+{
+    return e->value & pm->table_addr;
+}
 
 /** @return the slot of entry GPA @p gpa in its frame. */
 unsigned entry_slot(const ptmon *pm, uint64_t gpa);

@@ -137,8 +137,8 @@ static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, st
         if (!f->table->count)
             finding(fs, PTMON_FINDING_STRAY, NULL, f->gfn << 12, 0,
                     "table frame 0x%llx has no watched slot", (unsigned long long)f->gfn);
-        for (uint32_t r = 0; r < f->table->count; r++)
-            for (struct entry *e = f->table->chains[r]; e; e = e->slot_next)
+        for (unsigned slot = 0; table_next_slot(f->table, &slot); slot++)
+            for (struct entry *e = table_slot_chain(f->table, slot); e; e = e->slot_next)
                 check_node(pm, fs, expected, e);
     }
     if (!pm->event_depth && !f->table && !f->hooks)
@@ -231,8 +231,8 @@ static void dump_text(const ptmon *pm, ptmon_write_fn write, void *ctx)
             continue;
         emit(write, ctx, "table frame=0x%llx watched slots=%u\n", (unsigned long long)f->gfn,
              f->table->count);
-        for (uint32_t r = 0; r < f->table->count; r++)
-            for (const struct entry *e = f->table->chains[r]; e; e = e->slot_next)
+        for (unsigned slot = 0; table_next_slot(f->table, &slot); slot++)
+            for (const struct entry *e = table_slot_chain(f->table, slot); e; e = e->slot_next)
                 emit(write, ctx, "  node gpa=0x%llx L%u value=0x%llx refs=%u\n",
                      (unsigned long long)e->gpa, e->level, (unsigned long long)e->value, e->refs);
     }
@@ -263,8 +263,8 @@ static void dump_dot(const ptmon *pm, ptmon_write_fn write, void *ctx)
         const struct frame *f = v;
         if (!f->table)
             continue;
-        for (uint32_t r = 0; r < f->table->count; r++)
-            for (const struct entry *e = f->table->chains[r]; e; e = e->slot_next)
+        for (unsigned slot = 0; table_next_slot(f->table, &slot); slot++)
+            for (const struct entry *e = table_slot_chain(f->table, slot); e; e = e->slot_next)
                 emit(write, ctx, "  n%p [label=\"L%u @0x%llx\\n0x%llx\\nrefs %u\"];\n",
                      (const void *)e, e->level, (unsigned long long)e->gpa,
                      (unsigned long long)e->value, e->refs);

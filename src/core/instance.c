@@ -74,6 +74,12 @@ int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in
     memset(pm, 0, sizeof(*pm));
     pm->glue = glue;
     pm->paging = paging;
+    pm->levels = ptmon_paging_levels(paging.mode);
+    pm->esize = pt_entry_size(&paging);
+    /* A table pointer without reserved bits holds its table's address in exactly these bits */
+    pm->table_addr = paging.mode == PTMON_MODE_32BIT ? 0xfffff000ull : 0x000ffffffffff000ull;
+    for (unsigned l = 1; l <= pm->levels + 1 && l <= PTMON_MAX_LEVELS + 1; l++)
+        pm->span[l] = l <= pm->levels ? pt_level_span(&paging, l) : 0;
     map_init(&pm->frames);
     pm->monitored = PTMON_DEFAULT_MONITORED;
     glue_log(&pm->glue, PTMON_LOG_INFO, "ptmon %s: instance created, %s paging, maxphyaddr %u",
@@ -103,7 +109,10 @@ int ptmon_commit(ptmon *pm)
 
 int instance_commit_if_idle(ptmon *pm)
 {
-    return pm->event_depth ? 0 : ptmon_commit(pm);
+    /* The common event leaves nothing to commit: skip the walk through the commit steps. */
+    if (pm->event_depth || !(pm->commit_frames || pm->dead_watches || pm->incomplete || pm->resync))
+        return 0;
+    return ptmon_commit(pm);
 }
 
 ptmon_paging ptmon_get_paging(const ptmon *pm)

@@ -27,7 +27,11 @@ struct pending_write {
 struct ptmon {
     ptmon_glue glue;     /* imported copy: members beyond the backend's version are NULL */
     ptmon_paging paging; /* resolved paging (never AUTO) */
-    uint64_t monitored;  /* entry bits whose change is reported */
+    unsigned levels;     /* of the paging mode */
+    unsigned esize;      /* bytes per entry */
+    uint64_t table_addr; /* bits of a table-pointer entry that hold the table's address */
+    uint64_t span[PTMON_MAX_LEVELS + 2]; /* bytes of VA an entry at each level maps */
+    uint64_t monitored;                  /* entry bits whose change is reported */
 
     struct map frames;           /* gfn -> struct frame (frame.c) */
     struct frame *commit_frames; /* frames whose needs dropped since the last commit */

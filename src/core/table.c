@@ -8,18 +8,31 @@
 
 #include <string.h>
 
-/* Index of @p slot's chain in t->chains: the number of watched slots below it. */
-static unsigned table_rank(const struct table *t, unsigned slot)
+/* Portable population count: baseline x86-64 has no POPCNT, and the compiler's fallback is a
+ * library call. */
+static unsigned popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Index of @p slot's chain in t->chains: its slot when dense, else the number of watched
+ * slots below it. */
+static unsigned table_index(const struct table *t, unsigned slot)
 {
     unsigned word = slot / 64, rank = 0;
+    if (t->dense)
+        return slot;
     for (unsigned i = 0; i < word; i++)
-        rank += (unsigned)__builtin_popcountll(t->bitmap[i]);
-    return rank + (unsigned)__builtin_popcountll(t->bitmap[word] & ((1ull << (slot % 64)) - 1));
+        rank += popcount64(t->bitmap[i]);
+    return rank + popcount64(t->bitmap[word] & ((1ull << (slot % 64)) - 1));
 }
 
 struct entry *table_slot_chain(const struct table *t, unsigned slot)
 {
-    return table_slot_watched(t, slot) ? t->chains[table_rank(t, slot)] : NULL;
+    return table_slot_watched(t, slot) ? t->chains[table_index(t, slot)] : NULL;
 }
 
 int table_get(ptmon *pm, uint64_t gfn, struct table **out)
@@ -57,43 +70,48 @@ void table_put_if_empty(ptmon *pm, struct table *t)
     glue_free(&pm->glue, t, sizeof(*t));
 }
 
-/* Chains grow by doubling up to the slot count; 8 bytes per watched slot at most twice over. */
-static int table_grow(ptmon *pm, struct table *t)
+/* Re-lay the chains sparse (by rank) or dense (by slot) into a new array of @p capacity. */
+static int table_relayout(ptmon *pm, struct table *t, int dense, uint32_t capacity)
 {
-    uint32_t capacity = t->capacity ? t->capacity * 2 : 4;
-    struct entry **chains;
+    struct entry **chains = glue_alloc(&pm->glue, capacity * sizeof(*chains));
+    unsigned rank = 0;
 
-    if (capacity > TABLE_MAX_SLOTS)
-        capacity = TABLE_MAX_SLOTS;
-    chains = glue_alloc(&pm->glue, capacity * sizeof(*chains));
     if (!chains)
         return PTMON_ENOMEM;
-    if (t->count)
-        memcpy(chains, t->chains, t->count * sizeof(*chains));
+    if (dense)
+        memset(chains, 0, capacity * sizeof(*chains));
+    for (unsigned s = 0; table_next_slot(t, &s); s++, rank++)
+        chains[dense ? s : rank] = t->chains[table_index(t, s)];
     glue_free(&pm->glue, t->chains, t->capacity * sizeof(*t->chains));
     t->chains = chains;
     t->capacity = capacity;
+    t->dense = (uint8_t)dense;
     return 0;
 }
 
 int table_link(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
 {
-    unsigned rank = table_rank(t, slot);
+    unsigned idx;
     int rc;
 
     if (table_slot_watched(t, slot)) {
-        node->slot_next = t->chains[rank];
-        t->chains[rank] = node;
+        idx = table_index(t, slot);
+        node->slot_next = t->chains[idx];
+        t->chains[idx] = node;
         return 0;
     }
-    if (t->count == t->capacity) {
-        rc = table_grow(pm, t);
+    if (!t->dense && t->count == t->capacity) {
+        rc = t->count >= TABLE_DENSE_AT
+                 ? table_relayout(pm, t, 1, TABLE_MAX_SLOTS)
+                 : table_relayout(pm, t, 0, t->capacity ? t->capacity * 2 : 4);
         if (rc < 0)
             return rc;
     }
-    memmove(&t->chains[rank + 1], &t->chains[rank], (t->count - rank) * sizeof(*t->chains));
+    idx = table_index(t, slot);
+    if (!t->dense)
+        memmove(&t->chains[idx + 1], &t->chains[idx], (t->count - idx) * sizeof(*t->chains));
     node->slot_next = NULL;
-    t->chains[rank] = node;
+    t->chains[idx] = node;
     t->bitmap[slot / 64] |= 1ull << (slot % 64);
     t->count++;
     return 0;
@@ -101,16 +119,22 @@ int table_link(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
 
 void table_unlink(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
 {
-    unsigned rank = table_rank(t, slot);
-    struct entry **link = &t->chains[rank];
+    unsigned idx = table_index(t, slot);
+    struct entry **link = &t->chains[idx];
 
     while (*link != node)
         link = &(*link)->slot_next;
     *link = node->slot_next;
-    if (!t->chains[rank]) {
-        memmove(&t->chains[rank], &t->chains[rank + 1], (t->count - rank - 1) * sizeof(*t->chains));
+    if (!t->chains[idx]) {
+        if (!t->dense)
+            memmove(&t->chains[idx], &t->chains[idx + 1],
+                    (t->count - idx - 1) * sizeof(*t->chains));
         t->bitmap[slot / 64] &= ~(1ull << (slot % 64));
         t->count--;
+        /* Back to sparse well below the switch point, so a table hovering around it does not
+         * flip at every change; a failed shrink just stays dense. */
+        if (t->dense && t->count && t->count <= TABLE_DENSE_AT / 4)
+            (void)table_relayout(pm, t, 0, TABLE_DENSE_AT / 2);
     }
     table_put_if_empty(pm, t);
 }

@@ -15,13 +15,33 @@ struct entry;
 
 #define TABLE_MAX_SLOTS 1024 /* 4-byte entries (32-bit paging); 512 otherwise */
 
+/* Past this many watched slots a table indexes its chains by slot directly (one pointer per
+ * slot: 4 KiB for a full page table, i.e. 8 bytes per watched entry); below it, by rank. */
+#define TABLE_DENSE_AT 32
+
 struct table {
     struct frame *frame;
     uint64_t bitmap[TABLE_MAX_SLOTS / 64];
-    struct entry **chains; /* chains[rank(slot)]: first node on the slot */
-    uint32_t count;        /* watched slots */
-    uint32_t capacity;     /* of chains */
+    /* sparse: chains[rank(slot)], capacity entries; dense: chains[slot], TABLE_MAX_SLOTS */
+    struct entry **chains;
+    uint32_t count;    /* watched slots */
+    uint32_t capacity; /* of chains (TABLE_MAX_SLOTS when dense) */
+    uint8_t dense;
 };
+
+/** Advance @p slot to the next watched slot at or after it. @return 0 when there is none.
+ *  Iterate: for (unsigned s = 0; table_next_slot(t, &s); s++) ... */
+static inline int table_next_slot(const struct table *t, unsigned *slot)
+{
+    for (unsigned s = *slot; s < TABLE_MAX_SLOTS; s = (s | 63) + 1) {
+        uint64_t bits = t->bitmap[s / 64] >> (s % 64);
+        if (bits) {
+            *slot = s + (unsigned)__builtin_ctzll(bits);
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /** @return nonzero if @p slot is watched. */
 static inline int table_slot_watched(const struct table *t, unsigned slot)

@@ -21,7 +21,7 @@
 
 static unsigned top_level(const ptmon *pm)
 {
-    return ptmon_paging_levels(pm->paging.mode);
+    return pm->levels;
 }
 
 /* ---- records -------------------------------------------------------------------------- */
@@ -29,20 +29,19 @@ static unsigned top_level(const ptmon *pm)
 void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translation *out)
 {
     unsigned top = top_level(pm), rights = PTMON_RIGHT_W | PTMON_RIGHT_U, passed = 0;
-    struct pt_entry_info info;
 
     memset(out, 0, sizeof(*out));
     if (w->depth > top) { /* the root table itself is outside RAM */
         out->status = PTMON_WALK_OUTSIDE_RAM;
         out->level = top;
-        out->page_size = pt_level_span(&pm->paging, top);
+        out->page_size = pm->span[top];
         return;
     }
     for (unsigned level = top; level >= w->depth; level--) {
-        pt_decode(&pm->paging, level, w->path[level]->value, &info);
-        if (info.kind == PT_TABLE) {
-            rights = (rights & info.rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
-                     ((rights | info.rights) & PTMON_RIGHT_NX);
+        const struct entry *e = w->path[level];
+        if (e->kind == PT_TABLE) {
+            rights = (rights & e->rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
+                     ((rights | e->rights) & PTMON_RIGHT_NX);
             passed = 1;
             if (level > w->depth)
                 continue;
@@ -52,21 +51,20 @@ void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translati
             break;
         }
         out->level = level;
-        out->entry = w->path[level]->value;
-        if (info.kind == PT_LEAF) {
-            rights = (rights & info.rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
-                     ((rights | info.rights) & PTMON_RIGHT_NX);
-            passed = 1;
+        out->entry = e->value;
+        if (e->kind == PT_LEAF) {
+            rights = (rights & e->rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
+                     ((rights | e->rights) & PTMON_RIGHT_NX);
             out->status = PTMON_WALK_OK;
-            out->frame = info.addr;
-            out->page_size = info.page_size;
+            out->frame = entry_leaf_frame(pm, e);
+            out->page_size = pm->span[level];
             out->rights = rights;
             return;
         }
-        out->status = info.kind == PT_RESERVED ? PTMON_WALK_RESERVED : PTMON_WALK_NOT_PRESENT;
+        out->status = e->kind == PT_RESERVED ? PTMON_WALK_RESERVED : PTMON_WALK_NOT_PRESENT;
         break;
     }
-    out->page_size = pt_level_span(&pm->paging, out->level);
+    out->page_size = pm->span[out->level];
     out->rights = passed ? rights : 0;
 }
 
@@ -161,14 +159,11 @@ static void release_below(ptmon *pm, struct ptmon_watch *w, unsigned level)
 static int place_from(ptmon *pm, struct ptmon_watch *w, unsigned from)
 {
     unsigned top = top_level(pm);
-    struct pt_entry_info info;
     uint64_t table = w->root;
     int rc = 0;
 
-    if (from < top) {
-        pt_decode(&pm->paging, from + 1, w->path[from + 1]->value, &info);
-        table = info.addr;
-    }
+    if (from < top)
+        table = entry_table_addr(pm, w->path[from + 1]);
     w->depth = (uint8_t)(from + 1);
     for (unsigned level = from; level >= 1; level--) {
         struct entry *e;
@@ -177,10 +172,9 @@ static int place_from(ptmon *pm, struct ptmon_watch *w, unsigned from)
             break;
         w->path[level] = e;
         w->depth = (uint8_t)level;
-        pt_decode(&pm->paging, level, e->value, &info);
-        if (info.kind != PT_TABLE || level == 1)
+        if (e->kind != PT_TABLE || level == 1)
             break;
-        table = info.addr;
+        table = entry_table_addr(pm, e);
     }
     if (rc == PTMON_ERANGE)
         rc = 0; /* a table outside guest RAM: the walk stops there, nothing to protect */
@@ -199,14 +193,12 @@ static void release_all(ptmon *pm, struct ptmon_watch *w)
 static void complete_placement(ptmon *pm, struct ptmon_watch *w)
 {
     unsigned top = top_level(pm);
-    struct pt_entry_info info;
 
     unpark(w);
     if (w->depth > top) {
         w->incomplete = place_from(pm, w, top) < 0;
     } else {
-        pt_decode(&pm->paging, w->depth, w->path[w->depth]->value, &info);
-        if (info.kind == PT_TABLE && w->depth > 1)
+        if (w->path[w->depth]->kind == PT_TABLE && w->depth > 1)
             w->incomplete = place_from(pm, w, w->depth - 1u) < 0;
         else {
             park(w, w->path[w->depth]);
@@ -323,7 +315,6 @@ static void touch(ptmon *pm, struct ptmon_watch *w, unsigned level)
 /* Add to @p list the watches below (or parked on) @p x whose path goes through @p n. */
 static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_watch **list)
 {
-    struct pt_entry_info info;
     struct frame *f;
 
     for (struct ptmon_watch *w = x->parked_head; w; w = w->park_next) {
@@ -333,16 +324,13 @@ static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_wa
         w->scratch_next = *list;
         *list = w;
     }
-    if (x->level == 1)
+    if (x->level == 1 || x->kind != PT_TABLE)
         return;
-    pt_decode(&pm->paging, x->level, x->value, &info);
-    if (info.kind != PT_TABLE)
-        return;
-    f = frame_find(pm, info.addr >> 12);
+    f = frame_find(pm, entry_table_addr(pm, x) >> 12);
     if (!f || !f->table)
         return;
-    for (uint32_t r = 0; r < f->table->count; r++)
-        for (struct entry *c = f->table->chains[r]; c; c = c->slot_next)
+    for (unsigned slot = 0; table_next_slot(f->table, &slot); slot++)
+        for (struct entry *c = table_slot_chain(f->table, slot); c; c = c->slot_next)
             if (c->level == x->level - 1)
                 collect(pm, n, c, list);
 }
@@ -355,6 +343,38 @@ static int reroutes(const struct pt_entry_info *a, const struct pt_entry_info *b
     return a->kind == PT_TABLE && a->addr != b->addr;
 }
 
+/* Which list link to sort by. */
+enum watch_link { LINK_SCRATCH, LINK_TOUCHED };
+
+static struct ptmon_watch **link_of(struct ptmon_watch *w, enum watch_link l)
+{
+    return l == LINK_SCRATCH ? &w->scratch_next : &w->touched_next;
+}
+
+/* Merge sort of a singly linked watch list into delivery order (priority, then placement),
+ * without allocation. Re-parking watches in that order appends each at its node's tail. */
+static struct ptmon_watch *sort_watches(struct ptmon_watch *head, enum watch_link l)
+{
+    struct ptmon_watch *a = head, *b, *slow = head, *fast, *merged = NULL, **tail = &merged;
+
+    if (!head || !*link_of(head, l))
+        return head;
+    for (fast = *link_of(head, l); fast && *link_of(fast, l); fast = *link_of(*link_of(fast, l), l))
+        slow = *link_of(slow, l);
+    b = *link_of(slow, l);
+    *link_of(slow, l) = NULL;
+    a = sort_watches(a, l);
+    b = sort_watches(b, l);
+    while (a && b) {
+        struct ptmon_watch **take = park_before(b, a) ? &b : &a;
+        *tail = *take;
+        *take = *link_of(*take, l);
+        tail = link_of(*tail, l);
+    }
+    *tail = a ? a : b;
+    return merged;
+}
+
 /* Node @p n now holds @p value: re-route the watches through it and mark them touched. */
 static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
 {
@@ -362,11 +382,17 @@ static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
     struct ptmon_watch *list = NULL;
     int rc = 0;
 
-    pt_decode(&pm->paging, n->level, n->value, &before);
+    before.kind = (enum pt_kind)n->kind;
+    before.addr = entry_table_addr(pm, n);
     pt_decode(&pm->paging, n->level, value, &after);
+    if (after.kind != PT_TABLE)
+        after.addr = 0; /* compared only between table pointers */
+    if (before.kind != PT_TABLE)
+        before.addr = 0;
     pm->mark++;
     collect(pm, n, n, &list); /* with the old value: that is where the children are */
-    n->value = value;
+    list = sort_watches(list, LINK_SCRATCH);
+    entry_set_decoded(n, value, &after);
     for (struct ptmon_watch *w = list; w; w = w->scratch_next) {
         touch(pm, w, n->level);
         if (!reroutes(&before, &after))
@@ -425,40 +451,6 @@ static int apply_changes(ptmon *pm, const struct slot_change *c, size_t n, int u
 
 /* ---- notification ----------------------------------------------------------------------- */
 
-static int notify_before(const struct ptmon_watch *a, const struct ptmon_watch *b)
-{
-    return park_before(a, b);
-}
-
-/* Merge sort of a touched_next list (no allocation). */
-static struct ptmon_watch *sort_touched(struct ptmon_watch *head)
-{
-    struct ptmon_watch *a = NULL, *b = NULL, **tail, *merged = NULL;
-    int flip = 0;
-
-    if (!head || !head->touched_next)
-        return head;
-    while (head) {
-        struct ptmon_watch *next = head->touched_next;
-        struct ptmon_watch **side = flip ? &b : &a;
-        head->touched_next = *side;
-        *side = head;
-        head = next;
-        flip = !flip;
-    }
-    a = sort_touched(a);
-    b = sort_touched(b);
-    tail = &merged;
-    while (a && b) {
-        struct ptmon_watch **take = notify_before(a, b) ? &a : &b;
-        *tail = *take;
-        *take = (*take)->touched_next;
-        tail = &(*tail)->touched_next;
-    }
-    *tail = a ? a : b;
-    return merged;
-}
-
 /*
  * Bring every touched watch's record up to date and call the ones whose translation changed.
  * Forward pass (@p told_epoch == 0): stops at the first deny and returns 1. Reverse pass: only
@@ -466,7 +458,7 @@ static struct ptmon_watch *sort_touched(struct ptmon_watch *head)
  */
 static int notify(ptmon *pm, uint32_t vcpu, uint32_t told_epoch, int may_deny)
 {
-    struct ptmon_watch *w, *list = sort_touched(pm->touched);
+    struct ptmon_watch *w, *list = sort_watches(pm->touched, LINK_TOUCHED);
     int denied = 0;
 
     pm->touched = NULL;
@@ -504,7 +496,7 @@ static int notify(ptmon *pm, uint32_t vcpu, uint32_t told_epoch, int may_deny)
  * values, and so must the tree). */
 static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c, size_t n)
 {
-    unsigned esize = pt_entry_size(&pm->paging);
+    unsigned esize = pm->esize;
     int first = 0;
 
     for (size_t i = 0; i < n; i++) {
@@ -606,8 +598,8 @@ static int resync_all(ptmon *pm)
         return PTMON_ENOMEM;
     for (size_t pos = 0; rc == 0 && map_next(&pm->frames, &pos, &gfn, &v);) {
         struct frame *f = v;
-        for (uint32_t r = 0; rc == 0 && f->table && r < f->table->count; r++) {
-            struct entry *e = f->table->chains[r];
+        for (unsigned slot = 0; rc == 0 && f->table && table_next_slot(f->table, &slot); slot++) {
+            struct entry *e = table_slot_chain(f->table, slot);
             uint64_t value;
             rc = entry_read(pm, e->gpa, &value);
             if (rc == 0 && value != e->value && n < cap) {
