@@ -2,10 +2,11 @@
 # installs what is missing; these targets assume the tools are there.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all demo walks test test-normal test-asan test-install format format-check clean
+.PHONY: all demo walks bench bench-instructions test test-normal test-asan test-install format format-check clean
 
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
@@ -20,6 +21,16 @@ walks:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS) --target ptmon_walks
 	$(BUILD)/examples/ptmon_walks
+
+# Benchmarks (optimised build); JSON in $(BENCH_BUILD)/bench.json. bench-instructions adds
+# callgrind's instruction counts per operation (needs valgrind).
+bench:
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target ptmon_bench
+	$(BENCH_BUILD)/bench/ptmon_bench --json $(BENCH_BUILD)/bench.json
+
+bench-instructions: bench
+	sh bench/callgrind.sh $(BENCH_BUILD)
 
 # The whole suite: a normal gcc build and a clang ASan+UBSan build.
 test: test-normal test-asan
@@ -44,4 +55,4 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)

@@ -87,6 +87,42 @@ int entry_read(ptmon *pm, uint64_t gpa, uint64_t *value)
     return 0;
 }
 
+/* Nodes come and go by the hundred when a page table is remapped, split or merged: keep a
+ * bounded stock of free ones instead of a malloc/free pair per node and event. */
+#define ENTRY_STOCK_MAX 1024
+
+static struct entry *entry_alloc(ptmon *pm)
+{
+    struct entry *e = pm->node_stock;
+    if (e) {
+        pm->node_stock = e->slot_next;
+        pm->node_stock_count--;
+        return e;
+    }
+    return glue_alloc(&pm->glue, sizeof(*e));
+}
+
+static void entry_free(ptmon *pm, struct entry *e)
+{
+    if (pm->node_stock_count < ENTRY_STOCK_MAX) {
+        e->slot_next = pm->node_stock;
+        pm->node_stock = e;
+        pm->node_stock_count++;
+        return;
+    }
+    glue_free(&pm->glue, e, sizeof(*e));
+}
+
+void entry_stock_release(ptmon *pm)
+{
+    while (pm->node_stock) {
+        struct entry *e = pm->node_stock;
+        pm->node_stock = e->slot_next;
+        glue_free(&pm->glue, e, sizeof(*e));
+    }
+    pm->node_stock_count = 0;
+}
+
 int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
 {
     struct entry *e = entry_find(pm, gpa, level);
@@ -104,7 +140,7 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
         return rc;
     rc = entry_read(pm, gpa, &value); /* ... then read */
     if (rc == 0) {
-        e = glue_alloc(&pm->glue, sizeof(*e));
+        e = entry_alloc(pm);
         rc = e ? 0 : PTMON_ENOMEM;
     }
     if (rc == 0) {
@@ -115,7 +151,7 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
         e->table = t;
         rc = table_link(pm, t, entry_slot(pm, gpa), e);
         if (rc < 0)
-            glue_free(&pm->glue, e, sizeof(*e));
+            entry_free(pm, e);
     }
     if (rc < 0) {
         table_put_if_empty(pm, t);
@@ -132,6 +168,6 @@ void entry_put(ptmon *pm, struct entry *e)
     if (--e->refs)
         return;
     table_unlink(pm, e->table, entry_slot(pm, e->gpa), e);
-    glue_free(&pm->glue, e, sizeof(*e));
+    entry_free(pm, e);
     pm->stats.nodes--;
 }

@@ -59,6 +59,9 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out);
 /** Drop one reference; the node is freed (and its table released) when none is left. */
 void entry_put(ptmon *pm, struct entry *node);
 
+/** Free the stock of unused nodes (teardown, and commits of a shrinking tree). */
+void entry_stock_release(ptmon *pm);
+
 /** Read the entry at @p gpa from guest memory as the guest will see it once the pending write
  *  (if any) is done. @return 0 or the backend's error. */
 int entry_read(ptmon *pm, uint64_t gpa, uint64_t *value);

@@ -4,6 +4,7 @@
  *
  * Owns: struct ptmon's lifetime. Calls glue.c, paging.c and walk.c.
  */
+#include "core/entry.h"
 #include "core/frame.h"
 #include "core/internal.h"
 #include "core/walk.h"
@@ -80,6 +81,7 @@ int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in
     pm->table_addr = paging.mode == PTMON_MODE_32BIT ? 0xfffff000ull : 0x000ffffffffff000ull;
     for (unsigned l = 1; l <= pm->levels + 1 && l <= PTMON_MAX_LEVELS + 1; l++)
         pm->span[l] = l <= pm->levels ? pt_level_span(&paging, l) : 0;
+    pm->touched_tail = &pm->touched;
     map_init(&pm->frames);
     pm->monitored = PTMON_DEFAULT_MONITORED;
     glue_log(&pm->glue, PTMON_LOG_INFO, "ptmon %s: instance created, %s paging, maxphyaddr %u",
@@ -93,6 +95,8 @@ void ptmon_destroy(ptmon *pm)
     if (!pm)
         return;
     watch_destroy_all(pm);
+    entry_stock_release(pm);
+    table_stock_release(pm);
     frame_destroy_all(pm);
     /* Free through a copy: the glue lives inside the block being freed. */
     ptmon_glue glue = pm->glue;

@@ -13,6 +13,8 @@
 
 #include <stdarg.h>
 
+struct entry;
+struct table;
 struct frame;
 struct ptmon_hook;
 struct ptmon_watch;
@@ -37,15 +39,20 @@ struct ptmon {
     struct frame *commit_frames; /* frames whose needs dropped since the last commit */
     unsigned event_depth;        /* > 0 inside ptmon_handle_event: commits are deferred */
 
-    struct ptmon_watch *watches;      /* live watches (watch.c) */
-    struct ptmon_watch *dead_watches; /* removed, freed at commit */
-    struct ptmon_watch *touched;      /* watches the event in progress touched */
-    unsigned incomplete;              /* live watches whose placement must be retried */
+    struct ptmon_watch *watches;       /* live watches (watch.c) */
+    struct ptmon_watch *dead_watches;  /* removed, freed at commit */
+    struct ptmon_watch *touched;       /* watches the event in progress touched */
+    struct ptmon_watch **touched_tail; /* where the next touched watch is linked */
+    unsigned incomplete;               /* live watches whose placement must be retried */
     int resync;       /* a watched entry could not be read: re-read all at the next commit */
     int resync_later; /* ... but only once the PRE write in progress is in memory */
     uint64_t next_seq;
     uint32_t epoch, mark;
     struct pending_write pending;
+    struct entry *node_stock; /* free nodes kept for reuse (entry.c), at most a fixed number */
+    unsigned node_stock_count;
+    struct table *table_stock; /* free table records kept for reuse (table.c) */
+    unsigned table_stock_count;
     struct {
         uint64_t watches, nodes, tables, events, irrelevant, denied, callbacks;
     } stats;

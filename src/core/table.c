@@ -35,6 +35,59 @@ struct entry *table_slot_chain(const struct table *t, unsigned slot)
     return table_slot_watched(t, slot) ? t->chains[table_index(t, slot)] : NULL;
 }
 
+/* A page-table remap frees one record and makes another: keep a few records, with their
+ * chain arrays, for reuse. */
+#define TABLE_STOCK_MAX 16
+
+static struct table *table_alloc(ptmon *pm)
+{
+    struct table *t = pm->table_stock;
+    struct entry **chains;
+    uint32_t capacity;
+
+    if (!t) {
+        t = glue_alloc(&pm->glue, sizeof(*t));
+        if (t)
+            memset(t, 0, sizeof(*t));
+        return t;
+    }
+    pm->table_stock = (struct table *)t->frame;
+    pm->table_stock_count--;
+    chains = t->chains;
+    capacity = t->capacity;
+    memset(t, 0, sizeof(*t));
+    t->chains = chains;
+    t->capacity = capacity;
+    if (capacity == TABLE_MAX_SLOTS) { /* a dense array: use it as one */
+        memset(chains, 0, capacity * sizeof(*chains));
+        t->dense = 1;
+    }
+    return t;
+}
+
+static void table_free(ptmon *pm, struct table *t)
+{
+    if (pm->table_stock_count < TABLE_STOCK_MAX) {
+        t->frame = (struct frame *)pm->table_stock; /* the stock's link */
+        pm->table_stock = t;
+        pm->table_stock_count++;
+        return;
+    }
+    glue_free(&pm->glue, t->chains, t->capacity * sizeof(*t->chains));
+    glue_free(&pm->glue, t, sizeof(*t));
+}
+
+void table_stock_release(ptmon *pm)
+{
+    while (pm->table_stock) {
+        struct table *t = pm->table_stock;
+        pm->table_stock = (struct table *)t->frame;
+        glue_free(&pm->glue, t->chains, t->capacity * sizeof(*t->chains));
+        glue_free(&pm->glue, t, sizeof(*t));
+    }
+    pm->table_stock_count = 0;
+}
+
 int table_get(ptmon *pm, uint64_t gfn, struct table **out)
 {
     struct frame *f = frame_find(pm, gfn);
@@ -45,13 +98,12 @@ int table_get(ptmon *pm, uint64_t gfn, struct table **out)
         *out = f->table;
         return 0;
     }
-    t = glue_alloc(&pm->glue, sizeof(*t));
+    t = table_alloc(pm);
     if (!t)
         return PTMON_ENOMEM;
-    memset(t, 0, sizeof(*t));
     rc = frame_acquire(pm, gfn, PTMON_ACCESS_W, &f);
     if (rc < 0) {
-        glue_free(&pm->glue, t, sizeof(*t));
+        table_free(pm, t);
         return rc;
     }
     t->frame = f;
@@ -66,8 +118,7 @@ void table_put_if_empty(ptmon *pm, struct table *t)
         return;
     t->frame->table = NULL;
     frame_release(pm, t->frame, PTMON_ACCESS_W);
-    glue_free(&pm->glue, t->chains, t->capacity * sizeof(*t->chains));
-    glue_free(&pm->glue, t, sizeof(*t));
+    table_free(pm, t);
 }
 
 /* Re-lay the chains sparse (by rank) or dense (by slot) into a new array of @p capacity. */
@@ -131,10 +182,8 @@ void table_unlink(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
                     (t->count - idx - 1) * sizeof(*t->chains));
         t->bitmap[slot / 64] &= ~(1ull << (slot % 64));
         t->count--;
-        /* Back to sparse well below the switch point, so a table hovering around it does not
-         * flip at every change; a failed shrink just stays dense. */
-        if (t->dense && t->count && t->count <= TABLE_DENSE_AT / 4)
-            (void)table_relayout(pm, t, 0, TABLE_DENSE_AT / 2);
+        /* A dense table stays dense until it is empty: a page table emptied slot by slot (a
+         * remap, a merge) would otherwise re-lay its chains on the way down. */
     }
     table_put_if_empty(pm, t);
 }

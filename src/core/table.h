@@ -68,6 +68,9 @@ void table_unlink(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
 /** Free @p t if it holds no slot (after a table_get whose caller then failed). */
 void table_put_if_empty(ptmon *pm, struct table *t);
 
+/** Free the stock of unused records (teardown). */
+void table_stock_release(ptmon *pm);
+
 /** Bytes this record uses. */
 size_t table_bytes(const struct table *t);
 

@@ -308,12 +308,14 @@ static void touch(ptmon *pm, struct ptmon_watch *w, unsigned level)
     w->touched_epoch = pm->epoch;
     w->before = w->rec;
     w->cause_level = (uint8_t)level;
-    w->touched_next = pm->touched;
-    pm->touched = w;
+    /* appended: watches arrive mostly in delivery order, which keeps the sort to one pass */
+    w->touched_next = NULL;
+    *pm->touched_tail = w;
+    pm->touched_tail = &w->touched_next;
 }
 
-/* Add to @p list the watches below (or parked on) @p x whose path goes through @p n. */
-static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_watch **list)
+/* Append at @p tail the watches below (or parked on) @p x whose path goes through @p n. */
+static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_watch ***tail)
 {
     struct frame *f;
 
@@ -321,8 +323,9 @@ static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_wa
         if (w->path[n->level] != n || w->mark == pm->mark)
             continue;
         w->mark = pm->mark;
-        w->scratch_next = *list;
-        *list = w;
+        w->scratch_next = NULL;
+        **tail = w;
+        *tail = &w->scratch_next;
     }
     if (x->level == 1 || x->kind != PT_TABLE)
         return;
@@ -332,7 +335,7 @@ static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_wa
     for (unsigned slot = 0; table_next_slot(f->table, &slot); slot++)
         for (struct entry *c = table_slot_chain(f->table, slot); c; c = c->slot_next)
             if (c->level == x->level - 1)
-                collect(pm, n, c, list);
+                collect(pm, n, c, tail);
 }
 
 /* Does the walk below a node take another way after its value went from @p a to @p b? */
@@ -351,13 +354,23 @@ static struct ptmon_watch **link_of(struct ptmon_watch *w, enum watch_link l)
     return l == LINK_SCRATCH ? &w->scratch_next : &w->touched_next;
 }
 
+/* Is the list already in delivery order? */
+static int watches_sorted(struct ptmon_watch *w, enum watch_link l)
+{
+    for (; w && *link_of(w, l); w = *link_of(w, l))
+        if (park_before(*link_of(w, l), w))
+            return 0;
+    return 1;
+}
+
 /* Merge sort of a singly linked watch list into delivery order (priority, then placement),
- * without allocation. Re-parking watches in that order appends each at its node's tail. */
+ * without allocation. Re-parking watches in that order appends each at its node's tail. Lists
+ * usually arrive sorted (gathered from sorted parked lists): that costs one pass. */
 static struct ptmon_watch *sort_watches(struct ptmon_watch *head, enum watch_link l)
 {
     struct ptmon_watch *a = head, *b, *slow = head, *fast, *merged = NULL, **tail = &merged;
 
-    if (!head || !*link_of(head, l))
+    if (watches_sorted(head, l))
         return head;
     for (fast = *link_of(head, l); fast && *link_of(fast, l); fast = *link_of(*link_of(fast, l), l))
         slow = *link_of(slow, l);
@@ -379,7 +392,7 @@ static struct ptmon_watch *sort_watches(struct ptmon_watch *head, enum watch_lin
 static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
 {
     struct pt_entry_info before, after;
-    struct ptmon_watch *list = NULL;
+    struct ptmon_watch *list = NULL, **tail = &list;
     int rc = 0;
 
     before.kind = (enum pt_kind)n->kind;
@@ -390,7 +403,7 @@ static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
     if (before.kind != PT_TABLE)
         before.addr = 0;
     pm->mark++;
-    collect(pm, n, n, &list); /* with the old value: that is where the children are */
+    collect(pm, n, n, &tail); /* with the old value: that is where the children are */
     list = sort_watches(list, LINK_SCRATCH);
     entry_set_decoded(n, value, &after);
     for (struct ptmon_watch *w = list; w; w = w->scratch_next) {
@@ -422,6 +435,7 @@ static int apply_changes(ptmon *pm, const struct slot_change *c, size_t n, int u
 
     pm->epoch++;
     pm->touched = NULL;
+    pm->touched_tail = &pm->touched;
     for (size_t i = 0; i < n; i++) {
         uint64_t value = use_new ? c[i].new_value : c[i].old_value;
         struct entry *nodes[PTMON_MAX_LEVELS * 2];
@@ -462,6 +476,7 @@ static int notify(ptmon *pm, uint32_t vcpu, uint32_t told_epoch, int may_deny)
     int denied = 0;
 
     pm->touched = NULL;
+    pm->touched_tail = &pm->touched;
     /* An incomplete watch's path ends early on an error, not in memory: it keeps its record
      * (what it was last told) until a commit completes it and tells it then. */
     for (w = list; w; w = w->touched_next)
@@ -631,6 +646,7 @@ void watch_commit(ptmon *pm)
     pm->event_depth++;
     pm->epoch++;
     pm->touched = NULL;
+    pm->touched_tail = &pm->touched;
     if (pm->resync && resync_all(pm) < 0)
         glue_log(&pm->glue, PTMON_LOG_WARN, "commit: watched entries still unreadable");
     for (struct ptmon_watch *w = pm->watches; w && pm->incomplete; w = w->all_next)
