@@ -50,9 +50,11 @@ typedef struct ptmon_fake_config {
 
 /**
  * Handler for accesses to frames whose rights forbid them (a write to a frame without
- * PTMON_ACCESS_W, ...). Returns an enum ptmon_action, or a negative error (counted in
- * PTMON_FAKE_STAT_HANDLER_ERRORS; the fake then performs the access as if allowed, like a
- * hypervisor that fails open). In POST mode the return value other than an error is ignored.
+ * PTMON_ACCESS_W, ...). Returns an enum ptmon_action, or a negative error. A negative value, or
+ * in PRE mode any value that is no action, is counted in PTMON_FAKE_STAT_HANDLER_ERRORS and the
+ * fake performs the access as if allowed, like a hypervisor that fails open. In POST mode the
+ * return value other than an error is ignored. A handler that answers EMULATED must have
+ * performed the write through the glue's emulate_write: the fake does not check.
  */
 typedef int (*ptmon_fake_handler)(void *ctx, const ptmon_mem_event *event);
 
@@ -127,7 +129,8 @@ PTMON_EXTERN uint64_t ptmon_fake_peek64(const ptmon_fake *fake, uint64_t gpa);
 
 /**
  * Allocate a zeroed 4 KiB guest frame from the fake's frame allocator (lowest free frame first,
- * frame 0 is never handed out by this call). @return 0 and its GPA in @p gpa, or PTMON_ENOMEM.
+ * frame 0 is never handed out by this call). @return 0 and its GPA in @p gpa, PTMON_ENOMEM
+ * (no free frame) or PTMON_EINVAL (NULL argument).
  */
 PTMON_EXTERN int ptmon_fake_alloc_frame(ptmon_fake *fake, uint64_t *gpa);
 
@@ -167,13 +170,14 @@ PTMON_EXTERN int ptmon_fake_store_int(ptmon_fake *fake, uint32_t vcpu, uint64_t 
 /**
  * `rep stos`: store @p count elements of @p elem_size (1, 2, 4, 8) bytes, each @p value, from
  * @p gpa upwards. Delivered as one event per frame touched (covering that frame's whole part of
- * the range). @return as ptmon_fake_store.
+ * the range). @return as ptmon_fake_store; PTMON_EINVAL also for a range over 16 MiB.
  */
 PTMON_EXTERN int ptmon_fake_rep_stos(ptmon_fake *fake, uint32_t vcpu, uint64_t gpa, uint64_t value,
                                      uint32_t elem_size, uint64_t count);
 
 /** `rep movs`: copy @p count elements of @p elem_size bytes from @p src to @p dst (forward,
- *  non-overlapping), delivered like rep_stos. @return as ptmon_fake_store. */
+ *  non-overlapping), delivered like rep_stos. @return as rep_stos, or PTMON_ENOMEM if the
+ *  fake cannot allocate its copy buffer. */
 PTMON_EXTERN int ptmon_fake_rep_movs(ptmon_fake *fake, uint32_t vcpu, uint64_t dst, uint64_t src,
                                      uint32_t elem_size, uint64_t count);
 
