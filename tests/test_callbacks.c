@@ -77,6 +77,30 @@ static void deny_tells_watches_already_told_the_reverse_and_skips_the_rest(void 
     guest_free(g);
 }
 
+static void post_deny_that_cannot_be_undone_tells_everyone_the_change(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g);
+    for (unsigned i = 0; i < 3; i++)
+        map4k(g, VA + i * 0x1000, f1, RWU);
+    for (unsigned i = 0; i < 3; i++)
+        watch_va(g, VA + i * 0x1000);
+    g->deny_va_set = 1;
+    g->deny_va = VA + 0x1000;
+    /* the write already happened and putting the old entry back fails: it stands */
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_EMULATE_WRITE, 1, PTMON_EIO);
+    assert_int_equal(ptmon_fake_set_entry(g->fake, g->cr3, VA, 2, 0), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_EMULATE_WRITE));
+    assert_consistent(g);
+    assert_int_equal(g->ncalls, 3); /* the third watch is told too; nobody is told "undone" */
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(g->calls[i].change.reverted, 0);
+        assert_int_equal(g->calls[i].change.after.status, PTMON_WALK_NOT_PRESENT);
+    }
+    assert_non_null(strstr(ptmon_fake_last_log(g->fake), "cannot restore"));
+    guest_free(g);
+}
+
 /* ---- order ---------------------------------------------------------------------------- */
 
 static void callbacks_of_one_leaf_follow_priority_then_placement_order(void **state)
@@ -538,6 +562,7 @@ int main(void)
         ON(deny_keeps_memory_and_tree_unchanged, pre32),
         ON(deny_tells_watches_already_told_the_reverse_and_skips_the_rest, pre4),
         ON(deny_tells_watches_already_told_the_reverse_and_skips_the_rest, post4),
+        ON(post_deny_that_cannot_be_undone_tells_everyone_the_change, post4),
         ON(callbacks_of_one_leaf_follow_priority_then_placement_order, pre4),
         ON(callbacks_of_one_leaf_follow_priority_then_placement_order, post4),
         ON(callback_removing_a_queued_watch_stops_its_delivery, pre4),

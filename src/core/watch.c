@@ -159,7 +159,7 @@ static void release_below(ptmon *pm, struct ptmon_watch *w, unsigned level)
 static int place_from(ptmon *pm, struct ptmon_watch *w, unsigned from)
 {
     unsigned top = top_level(pm);
-    uint64_t table = w->root;
+    uint64_t table = pt_root_gpa(&pm->paging, w->cr3);
     int rc = 0;
 
     if (from < top)
@@ -248,7 +248,6 @@ int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watc
     w->pm = pm;
     w->cr3 = cr3;
     w->va = va;
-    w->root = pt_root_gpa(&pm->paging, cr3);
     w->fn = fn;
     w->ctx = ctx;
     w->flags = (uint8_t)flags;
@@ -306,7 +305,6 @@ static void touch(ptmon *pm, struct ptmon_watch *w, unsigned level)
     if (w->touched_epoch == pm->epoch)
         return;
     w->touched_epoch = pm->epoch;
-    w->before = w->rec;
     w->cause_level = (uint8_t)level;
     /* appended: watches arrive mostly in delivery order, which keeps the sort to one pass */
     w->touched_next = NULL;
@@ -465,44 +463,59 @@ static int apply_changes(ptmon *pm, const struct slot_change *c, size_t n, int u
 
 /* ---- notification ----------------------------------------------------------------------- */
 
-/*
- * Bring every touched watch's record up to date and call the ones whose translation changed.
- * Forward pass (@p told_epoch == 0): stops at the first deny and returns 1. Reverse pass: only
- * the watches told in @p told_epoch are called (reverted = 1); the others update silently.
- */
-static int notify(ptmon *pm, uint32_t vcpu, uint32_t told_epoch, int may_deny)
+/* Take the event's touched watches, in delivery order. */
+static struct ptmon_watch *take_touched(ptmon *pm)
 {
-    struct ptmon_watch *w, *list = sort_watches(pm->touched, LINK_TOUCHED);
-    int denied = 0;
-
+    struct ptmon_watch *list = sort_watches(pm->touched, LINK_TOUCHED);
     pm->touched = NULL;
     pm->touched_tail = &pm->touched;
-    /* An incomplete watch's path ends early on an error, not in memory: it keeps its record
-     * (what it was last told) until a commit completes it and tells it then. */
-    for (w = list; w; w = w->touched_next)
-        if (!w->dead && !w->incomplete)
-            watch_compute(pm, w, &w->rec);
-    for (w = list; w && !denied; w = w->touched_next) {
+    return list;
+}
+
+/*
+ * Bring the records of the watches on @p list up to date and call those whose translation
+ * changed, in list order. Records are computed as each watch's turn comes: callbacks cannot
+ * change page tables, only add or remove watches, so the result is the same as computing them
+ * all first, and no watch needs a copy of its old record.
+ * Forward pass (@p told_epoch == 0, @p may_deny): stops after the first deny, returns 1 and
+ * leaves in @p rest the watches not reached. Reverse pass (@p told_epoch != 0): only the
+ * watches told in that epoch are called (reverted = 1); the others update silently.
+ * An incomplete watch keeps its record (what it was last told) until a commit completes it.
+ */
+static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, uint32_t told_epoch,
+                   int may_deny, struct ptmon_watch **rest)
+{
+    for (struct ptmon_watch *w = list; w; w = w->touched_next) {
+        ptmon_translation now;
         ptmon_change ch;
-        if (w->dead || w->incomplete || !record_changed(pm, &w->before, &w->rec))
+
+        if (w->dead || w->incomplete)
             continue;
-        if (told_epoch && w->told_epoch != told_epoch)
+        watch_compute(pm, w, &now);
+        if (!record_changed(pm, &w->rec, &now) || (told_epoch && w->told_epoch != told_epoch)) {
+            w->rec = now;
             continue;
+        }
         memset(&ch, 0, sizeof(ch));
         ch.cr3 = w->cr3;
         ch.va = w->va;
-        ch.before = w->before;
-        ch.after = w->rec;
+        ch.before = w->rec;
+        ch.after = now;
         ch.level = w->cause_level;
         ch.vcpu = vcpu;
         ch.reverted = told_epoch != 0;
+        w->rec = now;
         w->told_epoch = pm->epoch;
         pm->stats.callbacks++;
-        int rc = w->fn(pm, w, w->ctx, &ch);
-        if (rc == PTMON_ACTION_DENY && may_deny && !told_epoch)
-            denied = 1;
+        if (w->fn(pm, w, w->ctx, &ch) == PTMON_ACTION_DENY && may_deny && !told_epoch) {
+            if (rest)
+                *rest = w->touched_next;
+            return 1;
+        }
     }
-    return denied;
+    if (rest)
+        *rest = NULL;
+    return 0;
 }
 
 /* ---- the write -------------------------------------------------------------------------- */
@@ -534,6 +547,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
     struct slot_change changes[4096 / 4];
     uint8_t written[4096];
     int pre = ev->delivery == PTMON_DELIVERY_PRE, in_memory = !pre, action = PTMON_ACTION_ALLOW;
+    struct ptmon_watch *rest = NULL;
     uint32_t forward_epoch;
     size_t n;
     int rc;
@@ -569,13 +583,16 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         glue_log(&pm->glue, PTMON_LOG_ERROR, "write at 0x%llx: %s (placement retried at commit)",
                  (unsigned long long)ev->gpa, ptmon_strerror(rc));
     forward_epoch = pm->epoch;
-    if (notify(pm, ev->vcpu, 0, 1)) {
+    if (deliver(pm, take_touched(pm), ev->vcpu, 0, 1, &rest)) {
         pm->pending.bytes = NULL;
-        if (in_memory && write_back_old(pm, ev->vcpu, changes, n) < 0)
-            return action; /* the write stands: the tree already says so */
+        if (in_memory && write_back_old(pm, ev->vcpu, changes, n) < 0) {
+            /* The write stands (the tree already says so): tell the rest, without veto. */
+            deliver(pm, rest, ev->vcpu, 0, 0, NULL);
+            return action;
+        }
         pm->stats.denied++;
         apply_changes(pm, changes, n, 0);
-        notify(pm, ev->vcpu, forward_epoch, 0);
+        deliver(pm, take_touched(pm), ev->vcpu, forward_epoch, 0, NULL);
         return in_memory ? action : PTMON_ACTION_DENY;
     }
     pm->pending.bytes = NULL;
@@ -654,7 +671,7 @@ void watch_commit(ptmon *pm)
             touch(pm, w, w->depth);
             complete_placement(pm, w);
         }
-    notify(pm, PTMON_VCPU_NONE, 0, 0);
+    deliver(pm, take_touched(pm), PTMON_VCPU_NONE, 0, 0, NULL);
     pm->event_depth--;
 }
 

@@ -13,7 +13,7 @@
 
 struct ptmon_watch {
     ptmon *pm;
-    uint64_t cr3, va, root;
+    uint64_t cr3, va;
     ptmon_watch_fn fn;
     void *ctx;
     struct ptmon_watch *park_prev, *park_next; /* on path[depth]'s parked list */
@@ -21,9 +21,8 @@ struct ptmon_watch {
     struct ptmon_watch *touched_next;          /* watches touched by the event in progress */
     struct ptmon_watch *scratch_next;          /* collection of one node change */
     struct entry *path[PTMON_MAX_LEVELS + 1];  /* path[top..depth]; NULL elsewhere */
-    ptmon_translation rec;                     /* current record (equal to memory between events) */
-    ptmon_translation before; /* record when the event in progress first touched it */
-    uint64_t seq;             /* placement order */
+    ptmon_translation rec; /* last told (or silently updated): equal to memory between events */
+    uint64_t seq;          /* placement order */
     uint32_t touched_epoch, told_epoch, mark;
     uint8_t depth;       /* level of the deepest node; top + 1 when there is none */
     uint8_t cause_level; /* level of the first entry of this event that affected it */
