@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#define MAP_MIN_CAPACITY 16
+#define MAP_MIN_CAPACITY 8
 
 /* Keys are guest frame numbers and entry addresses: sequential runs are common, so mix them
  * (a 64-bit multiplicative hash; the high bits are the best mixed). */

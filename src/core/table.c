@@ -39,26 +39,32 @@ struct entry *table_slot_chain(const struct table *t, unsigned slot)
  * chain arrays, for reuse. */
 #define TABLE_STOCK_MAX 16
 
+static size_t table_size(const ptmon *pm)
+{
+    return sizeof(struct table) + (4096 / pm->esize / 64) * sizeof(uint64_t);
+}
+
 static struct table *table_alloc(ptmon *pm)
 {
     struct table *t = pm->table_stock;
-    struct entry **chains;
-    uint32_t capacity;
+    struct entry **chains = NULL;
+    uint32_t capacity = 0;
 
-    if (!t) {
-        t = glue_alloc(&pm->glue, sizeof(*t));
-        if (t)
-            memset(t, 0, sizeof(*t));
-        return t;
+    if (t) {
+        pm->table_stock = (struct table *)t->frame;
+        pm->table_stock_count--;
+        chains = t->chains;
+        capacity = t->capacity;
+    } else {
+        t = glue_alloc(&pm->glue, table_size(pm));
+        if (!t)
+            return NULL;
     }
-    pm->table_stock = (struct table *)t->frame;
-    pm->table_stock_count--;
-    chains = t->chains;
-    capacity = t->capacity;
-    memset(t, 0, sizeof(*t));
+    memset(t, 0, table_size(pm));
+    t->nslots = (uint16_t)(4096 / pm->esize);
     t->chains = chains;
     t->capacity = capacity;
-    if (capacity == TABLE_MAX_SLOTS) { /* a dense array: use it as one */
+    if (capacity == t->nslots) { /* a dense array: use it as one */
         memset(chains, 0, capacity * sizeof(*chains));
         t->dense = 1;
     }
@@ -74,7 +80,7 @@ static void table_free(ptmon *pm, struct table *t)
         return;
     }
     glue_free(&pm->glue, t->chains, t->capacity * sizeof(*t->chains));
-    glue_free(&pm->glue, t, sizeof(*t));
+    glue_free(&pm->glue, t, table_size(pm));
 }
 
 void table_stock_release(ptmon *pm)
@@ -83,7 +89,7 @@ void table_stock_release(ptmon *pm)
         struct table *t = pm->table_stock;
         pm->table_stock = (struct table *)t->frame;
         glue_free(&pm->glue, t->chains, t->capacity * sizeof(*t->chains));
-        glue_free(&pm->glue, t, sizeof(*t));
+        glue_free(&pm->glue, t, table_size(pm));
     }
     pm->table_stock_count = 0;
 }
@@ -153,8 +159,8 @@ int table_link(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
     }
     if (!t->dense && t->count == t->capacity) {
         rc = t->count >= TABLE_DENSE_AT
-                 ? table_relayout(pm, t, 1, TABLE_MAX_SLOTS)
-                 : table_relayout(pm, t, 0, t->capacity ? t->capacity * 2 : 4);
+                 ? table_relayout(pm, t, 1, t->nslots)
+                 : table_relayout(pm, t, 0, t->capacity ? t->capacity * 2 : 1);
         if (rc < 0)
             return rc;
     }
@@ -190,5 +196,5 @@ void table_unlink(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
 
 size_t table_bytes(const struct table *t)
 {
-    return sizeof(*t) + t->capacity * sizeof(*t->chains);
+    return sizeof(*t) + t->nslots / 64 * sizeof(uint64_t) + t->capacity * sizeof(*t->chains);
 }

@@ -21,19 +21,20 @@ struct entry;
 
 struct table {
     struct frame *frame;
-    uint64_t bitmap[TABLE_MAX_SLOTS / 64];
-    /* sparse: chains[rank(slot)], capacity entries; dense: chains[slot], TABLE_MAX_SLOTS */
+    /* sparse: chains[rank(slot)], capacity entries; dense: chains[slot], nslots entries */
     struct entry **chains;
     uint32_t count;    /* watched slots */
-    uint32_t capacity; /* of chains (TABLE_MAX_SLOTS when dense) */
+    uint32_t capacity; /* of chains (nslots when dense) */
+    uint16_t nslots;   /* entries per table: 512, or 1024 in 32-bit paging */
     uint8_t dense;
+    uint64_t bitmap[]; /* nslots / 64 words */
 };
 
 /** Advance @p slot to the next watched slot at or after it. @return 0 when there is none.
  *  Iterate: for (unsigned s = 0; table_next_slot(t, &s); s++) ... */
 static inline int table_next_slot(const struct table *t, unsigned *slot)
 {
-    for (unsigned s = *slot; s < TABLE_MAX_SLOTS; s = (s | 63) + 1) {
+    for (unsigned s = *slot; s < t->nslots; s = (s | 63) + 1) {
         uint64_t bits = t->bitmap[s / 64] >> (s % 64);
         if (bits) {
             *slot = s + (unsigned)__builtin_ctzll(bits);
