@@ -506,6 +506,100 @@ static void read_hook_also_removes_write_access(void **state)
     guest_free(g);
 }
 
+static void exec_hook_is_called_for_an_execute_event(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f = new_frame(g);
+    struct hook_log log = {0, 0, {0}};
+    ptmon_hook *h = NULL;
+    assert_int_equal(ptmon_hook_gpa(g->pm, f, 4096, PTMON_ACCESS_X, hook_fn, &log, &h), 0);
+    assert_int_equal(ptmon_fake_rights(g->fake, f >> 12), PTMON_ACCESS_R | PTMON_ACCESS_W);
+    /* the fake guest does not execute code: the event a backend would report, by hand */
+    ptmon_mem_event ev = {1, PTMON_ACCESS_X, f + 0x10, 1, PTMON_DELIVERY_PRE, NULL};
+    assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_ACTION_ALLOW);
+    assert_int_equal(log.calls, 1);
+    assert_int_equal(log.last.access, PTMON_ACCESS_X);
+    /* a deny is only for writes: an execution cannot be skipped */
+    log.deny = 1;
+    assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_ACTION_ALLOW);
+    /* malformed events are refused */
+    ev.size = 0;
+    assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_EINVAL);
+    ev.size = 8;
+    ev.gpa = f + 4092; /* leaves the frame */
+    assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_EINVAL);
+    ev.gpa = f;
+    ev.access = 3;
+    assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_EINVAL);
+    assert_int_equal(ptmon_handle_event(NULL, &ev), PTMON_EINVAL);
+    assert_int_equal(ptmon_unhook(h), 0);
+    /* an event for a frame ptmon no longer restricts (in flight): allowed */
+    ev.access = PTMON_ACCESS_X;
+    assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_ACTION_ALLOW);
+    guest_free(g);
+}
+
+static void flush_follows_every_change_of_rights_and_only_those(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f = new_frame(g);
+    map4k(g, VA, f, RWU);
+    map4k(g, VA + 0x1000, f, RWU);
+    ptmon_fake_reset_calls(g->fake);
+    struct ptmon_watch *a = watch_va(g, VA); /* four tables protected */
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 1);
+    struct ptmon_watch *b = watch_va(g, VA + 0x1000); /* nothing new to protect */
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 1);
+    map4k(g, VA, new_frame(g), RWU); /* a leaf change: no rights change */
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 1);
+    assert_int_equal(ptmon_unwatch(a), 0); /* the tables are still needed by b */
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 1);
+    assert_int_equal(ptmon_unwatch(b), 0); /* all four relaxed in one commit, one flush */
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 2);
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_SET_ACCESS_BATCH), 1);
+    guest_free(g);
+}
+
+static int count_lines(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void append(void *ctx, const char *text)
+{
+    char *buf = ctx;
+    strncat(buf, text, 16383 - strlen(buf));
+}
+
+static void dumps_show_every_watch_node_and_table(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    static char buf[16384];
+    uint64_t f = new_frame(g);
+    map4k(g, VA, f, RWU);
+    map4k(g, VA + 0x1000, f, RWU);
+    watch_va(g, VA);
+    watch_va(g, VA + 0x1000);
+    buf[0] = 0;
+    assert_int_equal(ptmon_dump(g->pm, PTMON_DUMP_TEXT, append, buf), 0);
+    assert_int_equal(count_lines(buf, "\nwatch "), 2);
+    assert_int_equal(count_lines(buf, "table frame="), 4);
+    assert_int_equal(count_lines(buf, "  node "), 5);
+    assert_non_null(strstr(buf, "va=0x401000"));
+    buf[0] = 0;
+    assert_int_equal(ptmon_dump(g->pm, PTMON_DUMP_DOT, append, buf), 0);
+    assert_int_equal(strncmp(buf, "strict digraph ptmon {", 22), 0);
+    assert_int_equal(count_lines(buf, "[shape=ellipse"), 2);
+    assert_int_equal(count_lines(buf, "refs "), 5);
+    assert_non_null(strstr(buf, "}\n"));
+    assert_int_equal(ptmon_dump(g->pm, (enum ptmon_dump_format)9, append, buf), PTMON_EINVAL);
+    assert_int_equal(ptmon_dump(NULL, PTMON_DUMP_TEXT, append, buf), PTMON_EINVAL);
+    guest_free(g);
+}
+
 /* ---- glue failures ----------------------------------------------------------------------- */
 
 static void failed_protection_leaves_no_half_placed_watch(void **state)
@@ -587,6 +681,9 @@ int main(void)
         ON(frame_hook_sees_writes_in_its_range_and_can_deny, pre4),
         ON(frame_hook_sees_writes_in_its_range_and_can_deny, post4),
         ON(read_hook_also_removes_write_access, pre4),
+        ON(exec_hook_is_called_for_an_execute_event, pre4),
+        ON(flush_follows_every_change_of_rights_and_only_those, pre4),
+        ON(dumps_show_every_watch_node_and_table, pre4),
         ON(failed_protection_leaves_no_half_placed_watch, pre4),
         ON(failed_allocation_at_every_point_of_placement, pre4),
     };

@@ -437,6 +437,16 @@ static void wide_vector_stores_and_rep_stos_cover_many_entries(void **state)
     assert_int_equal(g->ncalls, 32 / es);
     assert_consistent(g);
     reset_calls(g);
+    /* a 64-byte store over the first 64 / es entries, all present again */
+    uint8_t present[64];
+    for (unsigned i = 0; i < 64; i += es) {
+        uint64_t e = f | RWU | PTMON_PTE_P;
+        memcpy(present + i, &e, es);
+    }
+    assert_int_equal(ptmon_fake_store(g->fake, 0, entry_gpa(g, VA, 1), present, 64), 0);
+    assert_int_equal(g->ncalls, (16 + 32) / es); /* only the entries cleared above change */
+    assert_consistent(g);
+    reset_calls(g);
     /* rep stos over the rest */
     uint64_t first = entry_gpa(g, VA, 1) + 64;
     unsigned remaining = 16 - 64 / es;

@@ -167,6 +167,11 @@ static void failing_set_access(void **state)
     every_failure_of(state, PTMON_FAKE_OP_SET_ACCESS);
 }
 
+static void failing_flush(void **state)
+{
+    every_failure_of(state, PTMON_FAKE_OP_FLUSH);
+}
+
 static void failing_emulate_write(void **state)
 {
     const struct mode_case *mc = *state;
@@ -191,7 +196,7 @@ int main(void)
         ON(failing_get_access, pre4),      ON(failing_get_access, post4),
         ON(failing_set_access, pre4),      ON(failing_set_access, post4),
         ON(failing_set_access, prepae),    ON(failing_emulate_write, pre4),
-        ON(failing_emulate_write, prepae),
+        ON(failing_emulate_write, prepae), ON(failing_flush, pre4),
     };
     return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 }

@@ -102,15 +102,18 @@ typedef struct ptmon_glue {
     int (*emulate_write)(void *backend, uint32_t vcpu, uint64_t gpa, uint32_t size,
                          const void *bytes, void *written);
 
-    /** OPTIONAL. Pause every vCPU (nesting is counted by ptmon: pause/resume are paired). */
+    /** OPTIONAL. Pause every vCPU (calls are paired with resume; a backend must take both or
+     *  neither). ptmon 0.1 does not call it yet: placement is safe without pausing because it
+     *  protects each table before reading it. Reserved for bulk operations. */
     int (*pause)(void *backend);
 
     /** OPTIONAL. Resume what pause paused. */
     int (*resume)(void *backend);
 
-    /** OPTIONAL. Make every access change requested so far effective on every vCPU (e.g. flush
-     *  a batch, invalidate EPT caches). Called at the end of each ptmon operation that changed
-     *  rights. */
+    /** OPTIONAL. Make every access change requested so far effective on every vCPU (e.g. apply
+     *  a batch, invalidate EPT caches). Called once at the end of each ptmon call, or event,
+     *  that changed rights (never when none changed). On failure ptmon logs the error and
+     *  calls flush again at the end of its next call. */
     int (*flush)(void *backend);
 
     /** OPTIONAL. Fill @p regs with the registers of @p vcpu. Needed for PTMON_MODE_AUTO. */

@@ -107,6 +107,7 @@ int frame_acquire(ptmon *pm, uint64_t gfn, unsigned rights, struct frame **out)
                 frame_free(pm, f);
             return rc;
         }
+        pm->flush_pending = 1;
         f->removed = (uint8_t)want;
     }
     for (int i = 0; i < 3; i++)
@@ -177,6 +178,8 @@ int ptmon_hook_gpa(ptmon *pm, uint64_t gpa, uint32_t len, uint32_t access, ptmon
         ;
     *tail = h;
     *out = h;
+    if (!pm->event_depth)
+        instance_flush(pm);
     return 0;
 }
 
@@ -218,6 +221,8 @@ static int frame_apply_batch(ptmon *pm, struct frame **fs, size_t n)
         access[i] = frame_target_access(fs[i], frame_needed(fs[i]));
     }
     rc = glue_set_access_many(&pm->glue, gfns, access, n, &done);
+    if (done)
+        pm->flush_pending = 1;
     for (size_t i = 0; i < n; i++) {
         struct frame *f = fs[i];
         if (i < done) {
@@ -285,4 +290,6 @@ void frame_destroy_all(ptmon *pm)
     }
     map_fini(&pm->frames, &pm->glue);
     pm->commit_frames = NULL;
+    pm->flush_pending = 1;
+    instance_flush(pm);
 }

@@ -128,3 +128,8 @@ int glue_emulate_write(const ptmon_glue *glue, uint32_t vcpu, uint64_t gpa, uint
         return PTMON_ENOCALLBACK;
     return glue_result(glue->emulate_write(glue->backend, vcpu, gpa, size, bytes, written));
 }
+
+int glue_flush(const ptmon_glue *glue)
+{
+    return glue->flush ? glue_result(glue->flush(glue->backend)) : 0;
+}

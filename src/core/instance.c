@@ -105,10 +105,30 @@ void ptmon_destroy(ptmon *pm)
 
 int ptmon_commit(ptmon *pm)
 {
+    int rc, frc;
+
     if (!pm)
         return PTMON_EINVAL;
     watch_commit(pm);
-    return frame_commit(pm);
+    rc = frame_commit(pm);
+    frc = pm->event_depth ? 0 : instance_flush(pm);
+    return rc < 0 ? rc : frc;
+}
+
+int instance_flush(ptmon *pm)
+{
+    int rc;
+
+    if (!pm->flush_pending)
+        return 0;
+    rc = glue_flush(&pm->glue);
+    if (rc < 0) {
+        glue_log(&pm->glue, PTMON_LOG_ERROR, "flush of access changes failed: %s (retried)",
+                 ptmon_strerror(rc));
+        return rc;
+    }
+    pm->flush_pending = 0;
+    return 0;
 }
 
 int instance_commit_if_idle(ptmon *pm)

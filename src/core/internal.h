@@ -38,6 +38,7 @@ struct ptmon {
     struct map frames;           /* gfn -> struct frame (frame.c) */
     struct frame *commit_frames; /* frames whose needs dropped since the last commit */
     unsigned event_depth;        /* > 0 inside ptmon_handle_event: commits are deferred */
+    int flush_pending;           /* rights changed since the backend's last flush */
 
     struct ptmon_watch *watches;       /* live watches (watch.c) */
     struct ptmon_watch *dead_watches;  /* removed, freed at commit */
@@ -61,6 +62,10 @@ struct ptmon {
 /* Commit deferred work unless an event is being handled (then its end commits). */
 int instance_commit_if_idle(ptmon *pm);
 
+/* Ask the backend to make rights changed since the last flush effective everywhere. A failure
+ * is logged and the flush retried at the next call. @return 0 or the backend's error. */
+int instance_flush(ptmon *pm);
+
 /* ---- glue.c ------------------------------------------------------------------------------ */
 
 /* Copy @p src into @p dst member by member up to src->version; check required members. */
@@ -78,6 +83,7 @@ int glue_set_access(const ptmon_glue *glue, uint64_t gfn, uint32_t access);
 /* Batched when the backend can, one by one otherwise; *done = leading entries applied. */
 int glue_set_access_many(const ptmon_glue *glue, const uint64_t *gfns, const uint32_t *access,
                          size_t n, size_t *done);
+int glue_flush(const ptmon_glue *glue);
 int glue_emulate_write(const ptmon_glue *glue, uint32_t vcpu, uint64_t gpa, uint32_t size,
                        const void *bytes, void *written);
 

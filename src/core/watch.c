@@ -263,6 +263,8 @@ int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watc
     list_push(&pm->watches, w);
     pm->stats.watches++;
     *out = w;
+    if (!pm->event_depth)
+        instance_flush(pm); /* the new protections, effective on every vCPU */
     return 0;
 }
 
