@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 need=""
-for pkg in make gcc clang libclang-rt-14-dev cmake pkg-config libcmocka-dev; do
+for pkg in make gcc clang libclang-rt-14-dev cmake pkg-config libcmocka-dev libxen-dev libzydis-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then
