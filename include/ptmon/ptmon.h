@@ -300,6 +300,8 @@ PTMON_EXTERN int ptmon_unhook(ptmon_hook *hook);
  * Apply deferred work now: free removed objects and restore the rights of frames nothing needs
  * any more (batched through the backend). ptmon commits by itself at the end of every event and
  * of every call made outside an event; call this after changing rights behind ptmon's back.
+ * Called from a callback (inside an event or a commit) it does nothing: the event's own end
+ * commits, and committing earlier would free what the event is still walking.
  * @return 0, or the first backend error (the frames concerned stay protected and are retried at
  *         the next commit).
  */

@@ -19,8 +19,9 @@ int decode_touches_watched(const ptmon *pm, const struct table *t, uint64_t gpa,
 
 /**
  * Store in @p out (room for 4096 / entry size) the watched entries of @p t whose value the write
- * [gpa, gpa + size) changes, in address order: old = the cached value, new = memory merged with
- * the pending PRE bytes. An entry that cannot be read is skipped and a re-read scheduled.
+ * [gpa, gpa + size) changes, in address order: old = the cached value of the first node on the
+ * slot that differs, new = memory merged with the pending PRE bytes. An entry that cannot be read
+ * is skipped and a re-read scheduled.
  * @return the number of changes.
  */
 size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,

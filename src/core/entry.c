@@ -113,14 +113,19 @@ static void entry_free(ptmon *pm, struct entry *e)
     glue_free(&pm->glue, e, sizeof(*e));
 }
 
-void entry_stock_release(ptmon *pm)
+void entry_stock_trim(ptmon *pm, unsigned keep)
 {
-    while (pm->node_stock) {
+    while (pm->node_stock_count > keep) {
         struct entry *e = pm->node_stock;
         pm->node_stock = e->slot_next;
+        pm->node_stock_count--;
         glue_free(&pm->glue, e, sizeof(*e));
     }
-    pm->node_stock_count = 0;
+}
+
+size_t entry_stock_bytes(const ptmon *pm)
+{
+    return pm->node_stock_count * sizeof(struct entry);
 }
 
 int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)

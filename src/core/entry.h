@@ -19,7 +19,8 @@ struct entry {
     struct table *table;
     struct entry *slot_next; /* other nodes on the same slot (other levels) */
     struct ptmon_watch *parked_head, *parked_tail;
-    uint32_t refs; /* live watches whose path contains this node */
+    uint64_t visit; /* pm->mark of the last collection that visited it (tables form a DAG) */
+    uint32_t refs;  /* live watches whose path contains this node */
     uint8_t level;
     uint8_t kind;   /* enum pt_kind of value, kept with it by entry_set_value */
     uint8_t rights; /* PTMON_RIGHT_* value contributes */
@@ -59,8 +60,12 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out);
 /** Drop one reference; the node is freed (and its table released) when none is left. */
 void entry_put(ptmon *pm, struct entry *node);
 
-/** Free the stock of unused nodes (teardown, and commits of a shrinking tree). */
-void entry_stock_release(ptmon *pm);
+/** Free stocked unused nodes until at most @p keep are left (0 at teardown; commits keep a
+ *  share of the live tree so a shrinking tree gives its memory back). */
+void entry_stock_trim(ptmon *pm, unsigned keep);
+
+/** Bytes held by the stock of unused nodes. */
+size_t entry_stock_bytes(const ptmon *pm);
 
 /** Read the entry at @p gpa from guest memory as the guest will see it once the pending write
  *  (if any) is done. @return 0 or the backend's error. */

@@ -141,7 +141,8 @@ static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, st
             for (struct entry *e = table_slot_chain(f->table, slot); e; e = e->slot_next)
                 check_node(pm, fs, expected, e);
     }
-    if (!pm->event_depth && !f->table && !f->hooks)
+    /* A frame whose rights could not be given back stays queued for the next commit. */
+    if (!pm->event_depth && !f->table && !f->hooks && !f->on_commit)
         finding(fs, PTMON_FINDING_STRAY, NULL, f->gfn << 12, 0,
                 "frame 0x%llx is kept with nothing on it", (unsigned long long)f->gfn);
 }
@@ -182,7 +183,8 @@ int ptmon_get_stats(const ptmon *pm, ptmon_stats *out)
     out->events_denied = pm->stats.denied;
     out->callbacks = pm->stats.callbacks;
     out->bytes = sizeof(*pm) + map_bytes(&pm->frames) + pm->stats.nodes * sizeof(struct entry) +
-                 pm->stats.watches * sizeof(struct ptmon_watch);
+                 pm->stats.watches * sizeof(struct ptmon_watch) + entry_stock_bytes(pm) +
+                 table_stock_bytes(pm);
     for (size_t pos = 0; map_next(&pm->frames, &pos, &gfn, &v);) {
         const struct frame *f = v;
         out->frames++;

@@ -95,8 +95,8 @@ void ptmon_destroy(ptmon *pm)
     if (!pm)
         return;
     watch_destroy_all(pm);
-    entry_stock_release(pm);
-    table_stock_release(pm);
+    entry_stock_trim(pm, 0);
+    table_stock_trim(pm, 0);
     frame_destroy_all(pm);
     /* Free through a copy: the glue lives inside the block being freed. */
     ptmon_glue glue = pm->glue;
@@ -109,9 +109,17 @@ int ptmon_commit(ptmon *pm)
 
     if (!pm)
         return PTMON_EINVAL;
+    /* From a callback: the event (or commit) being delivered is walking the lists a commit
+     * frees; its own end commits. */
+    if (pm->event_depth)
+        return 0;
     watch_commit(pm);
     rc = frame_commit(pm);
-    frc = pm->event_depth ? 0 : instance_flush(pm);
+    /* Keep stock for the next remap (it moves as many nodes as the tree has, give or take),
+     * but give back what a shrinking tree no longer needs. */
+    entry_stock_trim(pm, (unsigned)(pm->stats.nodes / 2));
+    table_stock_trim(pm, (unsigned)(pm->stats.tables / 2));
+    frc = instance_flush(pm);
     return rc < 0 ? rc : frc;
 }
 

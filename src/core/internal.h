@@ -48,7 +48,9 @@ struct ptmon {
     int resync;       /* a watched entry could not be read: re-read all at the next commit */
     int resync_later; /* ... but only once the PRE write in progress is in memory */
     uint64_t next_seq;
-    uint32_t epoch, mark;
+    /* 64 bits: counted per event and per node change, they must never wrap in a guest's life */
+    uint64_t epoch; /* the event (or commit, or revert) in progress */
+    uint64_t mark;  /* the node change being collected (entry.visit) */
     struct pending_write pending;
     struct entry *node_stock; /* free nodes kept for reuse (entry.c), at most a fixed number */
     unsigned node_stock_count;
@@ -56,6 +58,7 @@ struct ptmon {
     unsigned table_stock_count;
     struct {
         uint64_t watches, nodes, tables, events, irrelevant, denied, callbacks;
+        uint64_t visits; /* nodes visited collecting the watches of changed nodes */
     } stats;
 };
 

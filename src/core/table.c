@@ -61,6 +61,7 @@ static struct table *table_alloc(ptmon *pm)
             return NULL;
     }
     memset(t, 0, table_size(pm));
+    pm->stats.tables++;
     t->nslots = (uint16_t)(4096 / pm->esize);
     t->chains = chains;
     t->capacity = capacity;
@@ -73,6 +74,7 @@ static struct table *table_alloc(ptmon *pm)
 
 static void table_free(ptmon *pm, struct table *t)
 {
+    pm->stats.tables--;
     if (pm->table_stock_count < TABLE_STOCK_MAX) {
         t->frame = (struct frame *)pm->table_stock; /* the stock's link */
         pm->table_stock = t;
@@ -83,15 +85,23 @@ static void table_free(ptmon *pm, struct table *t)
     glue_free(&pm->glue, t, table_size(pm));
 }
 
-void table_stock_release(ptmon *pm)
+void table_stock_trim(ptmon *pm, unsigned keep)
 {
-    while (pm->table_stock) {
+    while (pm->table_stock_count > keep) {
         struct table *t = pm->table_stock;
         pm->table_stock = (struct table *)t->frame;
+        pm->table_stock_count--;
         glue_free(&pm->glue, t->chains, t->capacity * sizeof(*t->chains));
         glue_free(&pm->glue, t, table_size(pm));
     }
-    pm->table_stock_count = 0;
+}
+
+size_t table_stock_bytes(const ptmon *pm)
+{
+    size_t bytes = 0;
+    for (const struct table *t = pm->table_stock; t; t = (const struct table *)t->frame)
+        bytes += table_size(pm) + t->capacity * sizeof(*t->chains);
+    return bytes;
 }
 
 int table_get(ptmon *pm, uint64_t gfn, struct table **out)

@@ -69,8 +69,11 @@ void table_unlink(ptmon *pm, struct table *t, unsigned slot, struct entry *node)
 /** Free @p t if it holds no slot (after a table_get whose caller then failed). */
 void table_put_if_empty(ptmon *pm, struct table *t);
 
-/** Free the stock of unused records (teardown). */
-void table_stock_release(ptmon *pm);
+/** Free stocked unused records until at most @p keep are left. */
+void table_stock_trim(ptmon *pm, unsigned keep);
+
+/** Bytes held by the stock of unused records (with their chain arrays). */
+size_t table_stock_bytes(const ptmon *pm);
 
 /** Bytes this record uses. */
 size_t table_bytes(const struct table *t);

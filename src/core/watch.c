@@ -68,11 +68,15 @@ void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translati
     out->rights = passed ? rights : 0;
 }
 
-/* Bits of an entry at @p level whose change is reported. */
-static uint64_t monitored_at(const ptmon *pm, unsigned level)
+/*
+ * Bits other than the address of an entry at @p level whose change is reported. The address is
+ * compared as the decoded frame instead of as bits: a large page's address field holds PAT at
+ * bit 12 (SPEC: PAT never triggers) and PSE-36 scatters a 4 MiB page's high address bits.
+ */
+static uint64_t flags_monitored_at(const ptmon *pm, unsigned level)
 {
-    uint64_t m = pm->monitored;
-    m |= pm->paging.mode == PTMON_MODE_32BIT ? ADDR_BITS_32 : ADDR_BITS_64;
+    uint64_t m =
+        pm->monitored & ~(pm->paging.mode == PTMON_MODE_32BIT ? ADDR_BITS_32 : ADDR_BITS_64);
     /* bit 7 is PAT in a PTE; PS elsewhere, but reserved (never set in a usable entry) above */
     if (level == 1)
         m &= ~PTMON_PTE_PS;
@@ -86,9 +90,9 @@ static int record_changed(const ptmon *pm, const ptmon_translation *a, const ptm
 
     if (!pa && !pb)
         return 0; /* not present -> not present: only remembered (C6) */
-    if (pa != pb || a->level != b->level || a->rights != b->rights)
+    if (pa != pb || a->level != b->level || a->rights != b->rights || a->frame != b->frame)
         return 1;
-    return ((a->entry ^ b->entry) & monitored_at(pm, a->level)) != 0;
+    return ((a->entry ^ b->entry) & flags_monitored_at(pm, a->level)) != 0;
 }
 
 /* ---- parked lists (ordered: high priority first, then placement order) ------------------ */
@@ -314,15 +318,22 @@ static void touch(ptmon *pm, struct ptmon_watch *w, unsigned level)
     pm->touched_tail = &w->touched_next;
 }
 
-/* Append at @p tail the watches below (or parked on) @p x whose path goes through @p n. */
+/*
+ * Append at @p tail the watches below (or parked on) @p x whose path goes through @p n. Every
+ * node is visited once per collection (pm->mark): aliased tables reach a node through many
+ * parents, and revisiting it per parent would cost watches^(levels - 1).
+ */
 static void collect(ptmon *pm, struct entry *n, struct entry *x, struct ptmon_watch ***tail)
 {
     struct frame *f;
 
+    if (x->visit == pm->mark)
+        return;
+    x->visit = pm->mark;
+    pm->stats.visits++;
     for (struct ptmon_watch *w = x->parked_head; w; w = w->park_next) {
-        if (w->path[n->level] != n || w->mark == pm->mark)
-            continue;
-        w->mark = pm->mark;
+        if (w->path[n->level] != n)
+            continue; /* parked here, but reaches this node through another way */
         w->scratch_next = NULL;
         **tail = w;
         *tail = &w->scratch_next;
@@ -388,6 +399,23 @@ static struct ptmon_watch *sort_watches(struct ptmon_watch *head, enum watch_lin
     return merged;
 }
 
+/* The watch no longer misses part of its path: it is delivered with the others again. */
+static void placement_done(ptmon *pm, struct ptmon_watch *w)
+{
+    if (w->incomplete) {
+        w->incomplete = 0;
+        pm->incomplete--;
+    }
+}
+
+static void placement_failed(ptmon *pm, struct ptmon_watch *w)
+{
+    if (!w->incomplete) {
+        w->incomplete = 1;
+        pm->incomplete++;
+    }
+}
+
 /* Node @p n now holds @p value: re-route the watches through it and mark them touched. */
 static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
 {
@@ -415,52 +443,90 @@ static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
         if (after.kind == PT_TABLE && n->level > 1) {
             int prc = place_from(pm, w, n->level - 1u);
             if (prc < 0) {
-                if (!w->incomplete)
-                    pm->incomplete++;
-                w->incomplete = 1;
+                placement_failed(pm, w);
                 if (rc == 0)
                     rc = prc;
+                continue;
             }
         } else {
             park(w, n);
         }
+        placement_done(pm, w); /* whatever was missing below n is gone or found now */
     }
     return rc;
 }
 
-/* Apply new values to every node on the changed slots. @p use_new selects the direction. */
-static int apply_changes(ptmon *pm, const struct slot_change *c, size_t n, int use_new)
+/* Start collecting the watches one pass of node changes touches. */
+static void start_pass(ptmon *pm)
 {
-    int rc = 0;
-
     pm->epoch++;
     pm->touched = NULL;
     pm->touched_tail = &pm->touched;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t value = use_new ? c[i].new_value : c[i].old_value;
-        struct entry *nodes[PTMON_MAX_LEVELS * 2];
-        size_t count = 0;
-        struct frame *f = frame_find(pm, c[i].gpa >> 12);
+}
 
-        if (!f || !f->table)
-            continue; /* an earlier change of this write released the table */
-        /* Hold the slot's nodes: re-placement may free or add nodes on this very slot. */
-        for (struct entry *e = table_slot_chain(f->table, entry_slot(pm, c[i].gpa));
-             e && count < sizeof(nodes) / sizeof(nodes[0]); e = e->slot_next) {
-            e->refs++;
-            nodes[count++] = e;
+/* Give every node on the watched slot at @p gpa the value @p value. */
+static int apply_slot(ptmon *pm, uint64_t gpa, uint64_t value)
+{
+    struct entry *nodes[PTMON_MAX_LEVELS * 2];
+    size_t count = 0;
+    struct frame *f = frame_find(pm, gpa >> 12);
+    int rc = 0;
+
+    if (!f || !f->table)
+        return 0; /* an earlier change of this write released the table */
+    /* Hold the slot's nodes: re-placement may free or add nodes on this very slot. */
+    for (struct entry *e = table_slot_chain(f->table, entry_slot(pm, gpa));
+         e && count < sizeof(nodes) / sizeof(nodes[0]); e = e->slot_next) {
+        e->refs++;
+        nodes[count++] = e;
+    }
+    for (size_t k = 0; k < count; k++) {
+        if (nodes[k]->value != value) {
+            int nrc = node_changed(pm, nodes[k], value);
+            if (nrc < 0 && rc == 0)
+                rc = nrc;
         }
-        for (size_t k = 0; k < count; k++) {
-            if (nodes[k]->value != value) {
-                int nrc = node_changed(pm, nodes[k], value);
-                if (nrc < 0 && rc == 0)
-                    rc = nrc;
-            }
-        }
-        for (size_t k = 0; k < count; k++)
-            entry_put(pm, nodes[k]);
+    }
+    for (size_t k = 0; k < count; k++)
+        entry_put(pm, nodes[k]);
+    return rc;
+}
+
+/* Apply the new values of @p n changes, in a pass of their own. @return 0 or the first error. */
+static int apply_changes(ptmon *pm, const struct slot_change *c, size_t n)
+{
+    int rc = 0;
+
+    start_pass(pm);
+    for (size_t i = 0; i < n; i++) {
+        int src = apply_slot(pm, c[i].gpa, c[i].new_value);
+        if (src < 0 && rc == 0)
+            rc = src;
     }
     return rc;
+}
+
+/* Make the nodes on the watched slots of [gpa, gpa + size) equal to guest memory (after a deny:
+ * nodes made while the write was pending read its bytes). An unreadable slot is re-read at the
+ * commit. */
+static void sync_range(ptmon *pm, uint64_t gpa, uint32_t size)
+{
+    unsigned esize = pm->esize;
+    uint64_t frame = gpa & ~0xfffull;
+    unsigned first = (unsigned)((gpa & 0xfff) / esize);
+    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
+
+    for (unsigned slot = first; slot <= last; slot++) {
+        struct frame *f = frame_find(pm, frame >> 12); /* a change may release the table */
+        uint64_t value;
+        if (!f || !f->table || !table_slot_watched(f->table, slot))
+            continue;
+        if (entry_read(pm, frame + slot * esize, &value) < 0) {
+            pm->resync = 1;
+            continue;
+        }
+        (void)apply_slot(pm, frame + slot * esize, value); /* failures: retried placements */
+    }
 }
 
 /* ---- notification ----------------------------------------------------------------------- */
@@ -474,27 +540,58 @@ static struct ptmon_watch *take_touched(ptmon *pm)
     return list;
 }
 
+/* Retry, before delivery, the placements of this pass that failed: a transient read failure
+ * must not make a watch miss its callback (and its chance to deny). */
+static void retry_placements(ptmon *pm, struct ptmon_watch *list)
+{
+    for (struct ptmon_watch *w = list; w && pm->incomplete; w = w->touched_next)
+        if (w->incomplete && !w->dead)
+            complete_placement(pm, w);
+}
+
+/* What a delivery pass tells. */
+enum pass {
+    PASS_FORWARD, /* a write: every changed watch, may be denied (stops at the deny) */
+    PASS_TELL,    /* a commit's changes: every changed watch, no veto */
+    PASS_REVERT,  /* after a deny: those told the write are told it is undone (reverted = 1),
+                     the others hear what stands (reverted = 0): the deny kept them from their
+                     turn, or the undo could not restore everything */
+};
+
+/* Where a revert pass stands. */
+struct revert {
+    uint64_t forward_epoch; /* watches told in it are told the undo */
+    uint64_t first_seq;     /* watches placed since (by callbacks) saw the write pending, never
+                               in memory, and were told nothing: they update silently */
+};
+
 /*
  * Bring the records of the watches on @p list up to date and call those whose translation
  * changed, in list order. Records are computed as each watch's turn comes: callbacks cannot
  * change page tables, only add or remove watches, so the result is the same as computing them
- * all first, and no watch needs a copy of its old record.
- * Forward pass (@p told_epoch == 0, @p may_deny): stops after the first deny, returns 1 and
- * leaves in @p rest the watches not reached. Reverse pass (@p told_epoch != 0): only the
- * watches told in that epoch are called (reverted = 1); the others update silently.
- * An incomplete watch keeps its record (what it was last told) until a commit completes it.
+ * all first, and no watch needs a copy of its old record. PASS_FORWARD returns 1 after the
+ * first deny, leaving in @p rest the watches not reached. An incomplete watch keeps its record
+ * (what it was last told) until its placement completes.
  */
-static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, uint32_t told_epoch,
-                   int may_deny, struct ptmon_watch **rest)
+static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, enum pass pass,
+                   const struct revert *rv, struct ptmon_watch **rest)
 {
     for (struct ptmon_watch *w = list; w; w = w->touched_next) {
+        int reverted = 0;
         ptmon_translation now;
         ptmon_change ch;
 
         if (w->dead || w->incomplete)
             continue;
         watch_compute(pm, w, &now);
-        if (!record_changed(pm, &w->rec, &now) || (told_epoch && w->told_epoch != told_epoch)) {
+        if (pass == PASS_REVERT) {
+            reverted = w->told_epoch == rv->forward_epoch;
+            if (!reverted && w->seq >= rv->first_seq) {
+                w->rec = now;
+                continue;
+            }
+        }
+        if (!record_changed(pm, &w->rec, &now)) {
             w->rec = now;
             continue;
         }
@@ -505,11 +602,11 @@ static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, uint32_t 
         ch.after = now;
         ch.level = w->cause_level;
         ch.vcpu = vcpu;
-        ch.reverted = told_epoch != 0;
+        ch.reverted = (uint8_t)reverted;
         w->rec = now;
         w->told_epoch = pm->epoch;
         pm->stats.callbacks++;
-        if (w->fn(pm, w, w->ctx, &ch) == PTMON_ACTION_DENY && may_deny && !told_epoch) {
+        if (w->fn(pm, w, w->ctx, &ch) == PTMON_ACTION_DENY && pass == PASS_FORWARD) {
             if (rest)
                 *rest = w->touched_next;
             return 1;
@@ -522,8 +619,8 @@ static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, uint32_t 
 
 /* ---- the write -------------------------------------------------------------------------- */
 
-/* Undo a write already in memory. @return 0, or the first error (then memory keeps the new
- * values, and so must the tree). */
+/* Undo a write already in memory, entry by entry, trying every one. @return 0, or the first
+ * error (memory then keeps the new value of the entries that failed). */
 static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c, size_t n)
 {
     unsigned esize = pm->esize;
@@ -544,13 +641,66 @@ static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c,
     return first;
 }
 
+/*
+ * A callback denied the write @p ev after the watches before it were told. Undo what can be
+ * undone, bring the tree back to memory, then tell: the watches told the write hear that it is
+ * reverted, the ones the deny kept from being told hear whatever still stands (an undo in
+ * memory can fail part-way). @p rest: the forward pass's watches not reached.
+ */
+static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory,
+                       const struct slot_change *c, size_t n, struct ptmon_watch *rest,
+                       const struct revert *rv)
+{
+    struct ptmon_watch *list, *next;
+    int undone = 1;
+
+    pm->pending.bytes = NULL;
+    if (in_memory && write_back_old(pm, ev->vcpu, c, n) < 0)
+        undone = 0;
+    start_pass(pm);
+    for (struct ptmon_watch *w = rest; w; w = next) {
+        next = w->touched_next; /* touch() relinks w */
+        touch(pm, w, w->cause_level);
+    }
+    if (!in_memory) /* memory never changed: no read needed to know the old values */
+        for (size_t i = 0; i < n; i++)
+            (void)apply_slot(pm, c[i].gpa, c[i].old_value);
+    sync_range(pm, ev->gpa, ev->size);
+    list = take_touched(pm);
+    retry_placements(pm, list);
+    deliver(pm, list, ev->vcpu, PASS_REVERT, rv, NULL);
+    if (undone)
+        pm->stats.denied++;
+}
+
+/* Perform an allowed PRE write whose bytes the event carries, so that the tree and memory agree
+ * when the event ends. @return EMULATED, or @p action when the backend is left to write. */
+static int perform_allowed(ptmon *pm, const ptmon_mem_event *ev, int action)
+{
+    int rc;
+
+    if (!pm->glue.emulate_write)
+        return action;
+    rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, ev->bytes, NULL);
+    if (rc < 0) {
+        glue_log(&pm->glue, PTMON_LOG_WARN, "emulate_write at 0x%llx: %s; backend writes",
+                 (unsigned long long)ev->gpa, ptmon_strerror(rc));
+        return action;
+    }
+    if (pm->resync_later) { /* in memory now: this event's commit can re-read */
+        pm->resync = 1;
+        pm->resync_later = 0;
+    }
+    return PTMON_ACTION_EMULATED;
+}
+
 int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 {
     struct slot_change changes[4096 / 4];
     uint8_t written[4096];
     int pre = ev->delivery == PTMON_DELIVERY_PRE, in_memory = !pre, action = PTMON_ACTION_ALLOW;
-    struct ptmon_watch *rest = NULL;
-    uint32_t forward_epoch;
+    struct ptmon_watch *rest = NULL, *list;
+    struct revert rv = {0, pm->next_seq};
     size_t n;
     int rc;
 
@@ -578,39 +728,23 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
     if (n == 0) {
         pm->pending.bytes = NULL;
         pm->stats.irrelevant++;
-        return action;
+        /* An entry could not be read: have the write done now so this event's commit re-reads
+         * it, instead of leaving the tree stale until the next one. */
+        return pm->resync_later && !in_memory ? perform_allowed(pm, ev, action) : action;
     }
-    rc = apply_changes(pm, changes, n, 1);
-    if (rc < 0)
+    rc = apply_changes(pm, changes, n);
+    rv.forward_epoch = pm->epoch;
+    list = take_touched(pm);
+    retry_placements(pm, list);
+    if (rc < 0 && pm->incomplete)
         glue_log(&pm->glue, PTMON_LOG_ERROR, "write at 0x%llx: %s (placement retried at commit)",
                  (unsigned long long)ev->gpa, ptmon_strerror(rc));
-    forward_epoch = pm->epoch;
-    if (deliver(pm, take_touched(pm), ev->vcpu, 0, 1, &rest)) {
-        pm->pending.bytes = NULL;
-        if (in_memory && write_back_old(pm, ev->vcpu, changes, n) < 0) {
-            /* The write stands (the tree already says so): tell the rest, without veto. */
-            deliver(pm, rest, ev->vcpu, 0, 0, NULL);
-            return action;
-        }
-        pm->stats.denied++;
-        apply_changes(pm, changes, n, 0);
-        deliver(pm, take_touched(pm), ev->vcpu, forward_epoch, 0, NULL);
+    if (deliver(pm, list, ev->vcpu, PASS_FORWARD, NULL, &rest)) {
+        deny_write(pm, ev, in_memory, changes, n, rest, &rv);
         return in_memory ? action : PTMON_ACTION_DENY;
     }
     pm->pending.bytes = NULL;
-    if (!in_memory && pm->glue.emulate_write) {
-        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, ev->bytes, NULL);
-        if (rc == 0) {
-            if (pm->resync_later) { /* in memory now: this event's commit can re-read */
-                pm->resync = 1;
-                pm->resync_later = 0;
-            }
-            return PTMON_ACTION_EMULATED;
-        }
-        glue_log(&pm->glue, PTMON_LOG_WARN, "emulate_write at 0x%llx: %s; backend writes",
-                 (unsigned long long)ev->gpa, ptmon_strerror(rc));
-    }
-    return action;
+    return in_memory ? action : perform_allowed(pm, ev, action);
 }
 
 /* ---- commit ---------------------------------------------------------------------------- */
@@ -636,7 +770,9 @@ static int resync_all(ptmon *pm)
             struct entry *e = table_slot_chain(f->table, slot);
             uint64_t value;
             rc = entry_read(pm, e->gpa, &value);
-            if (rc == 0 && value != e->value && n < cap) {
+            while (rc == 0 && e && e->value == value) /* any node of the slot may be stale */
+                e = e->slot_next;
+            if (e && rc == 0 && n < cap) {
                 changes[n].gpa = e->gpa;
                 changes[n].old_value = e->value;
                 changes[n].new_value = value;
@@ -646,7 +782,7 @@ static int resync_all(ptmon *pm)
     }
     if (rc == 0) {
         pm->resync = 0;
-        apply_changes(pm, changes, n, 1);
+        (void)apply_changes(pm, changes, n); /* failures: retried placements */
     }
     glue_free(&pm->glue, changes, cap * sizeof(*changes));
     return rc;
@@ -663,9 +799,7 @@ void watch_commit(ptmon *pm)
         return;
     /* Changes found now are delivered now, as an event of no vCPU; callbacks may unwatch. */
     pm->event_depth++;
-    pm->epoch++;
-    pm->touched = NULL;
-    pm->touched_tail = &pm->touched;
+    start_pass(pm);
     if (pm->resync && resync_all(pm) < 0)
         glue_log(&pm->glue, PTMON_LOG_WARN, "commit: watched entries still unreadable");
     for (struct ptmon_watch *w = pm->watches; w && pm->incomplete; w = w->all_next)
@@ -673,7 +807,7 @@ void watch_commit(ptmon *pm)
             touch(pm, w, w->depth);
             complete_placement(pm, w);
         }
-    deliver(pm, take_touched(pm), PTMON_VCPU_NONE, 0, 0, NULL);
+    deliver(pm, take_touched(pm), PTMON_VCPU_NONE, PASS_TELL, NULL, NULL);
     pm->event_depth--;
 }
 

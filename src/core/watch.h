@@ -23,7 +23,7 @@ struct ptmon_watch {
     struct entry *path[PTMON_MAX_LEVELS + 1];  /* path[top..depth]; NULL elsewhere */
     ptmon_translation rec; /* last told (or silently updated): equal to memory between events */
     uint64_t seq;          /* placement order */
-    uint32_t touched_epoch, told_epoch, mark;
+    uint64_t touched_epoch, told_epoch;
     uint8_t depth;       /* level of the deepest node; top + 1 when there is none */
     uint8_t cause_level; /* level of the first entry of this event that affected it */
     uint8_t flags;       /* PTMON_WATCH_* */

@@ -1,0 +1,480 @@
+/*
+ * test_regress.c — regressions: one scenario per engine bug an internal review found (B1-B10 in
+ * the issue notes), each asserting the behaviour SPEC.md asks for.
+ */
+#include "engine_fixture.h"
+
+#include <stdlib.h>
+
+/* internals: to fast-forward the event counters (B10) and count collection visits (B5) */
+#include "core/internal.h"
+#include "core/watch.h"
+
+static const struct mode_case pre4 = {
+    "4-level pre",         PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1,
+    0xffff800000000000ull, PTMON_DELIVERY_PRE};
+static const struct mode_case post4 = {
+    "4-level post",        PTMON_MODE_4LEVEL,  PTMON_PAGING_NXE, 2 * MIB, 1,
+    0xffff800000000000ull, PTMON_DELIVERY_POST};
+static const struct mode_case pre32 = {
+    "32-bit pre",  PTMON_MODE_32BIT,  PTMON_PAGING_PSE, 4 * MIB, 0,
+    0xc0000000ull, PTMON_DELIVERY_PRE};
+static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE,  2 * MIB,
+                                        0,         0xc0000000ull,  PTMON_DELIVERY_PRE};
+
+#define VA        0x400000ull
+#define PAT_LARGE (1ull << 12)
+
+/* ---- B1: the PAT bit of a large page (bit 12) is not an address bit -------------------- */
+/* SPEC §4 C5: "A, D, G, PCD, PWT, PAT ... do not trigger". On a 2M/1G/4M leaf, PAT is bit 12. */
+static void pat_bit_of_large_page_is_silent(void **state)
+{
+    const struct mode_case *mc = *state;
+    struct guest *g = guest_new(mc, 64 * MIB);
+    assert_int_equal(ptmon_fake_map(g->fake, g->cr3, 0x800000, 16 * MIB, mc->large, RWU), 0);
+    watch_va(g, 0x800000);
+    uint64_t pde = get_entry(g, 0x800000, 2);
+    set_entry(g, 0x800000, 2, pde | PAT_LARGE); /* PAT only */
+    assert_int_equal(g->ncalls, 0);
+    guest_free(g);
+}
+
+/* ---- B2: a watch added in a callback, then the PRE write is denied ---------------------- */
+/* The new watch's path crosses a slot of the written range that was not watched at decode time;
+ * its node was read through the pending write's bytes and must go back to memory's value. */
+static struct ptmon_watch *b2_added;
+static void b2_hook(struct guest *g, struct ptmon_watch *w, const ptmon_change *c)
+{
+    (void)w;
+    if (!b2_added && !c->reverted)
+        assert_int_equal(ptmon_watch(g->pm, g->cr3, VA + 0x1000, 0, recorder, g, &b2_added), 0);
+}
+
+static void watch_added_in_callback_then_deny_keeps_old_state(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 0x1000, f1, RWU);
+    watch_va(g, VA);
+    b2_added = NULL;
+    g->hook = b2_hook;
+    g->deny_va_set = 1;
+    g->deny_va = VA;
+    uint64_t e[2] = {f2 | RWU | PTMON_PTE_P, f2 | RWU | PTMON_PTE_P};
+    assert_int_equal(ptmon_fake_store(g->fake, 0, entry_gpa(g, VA, 1), e, 16), PTMON_EDENIED);
+    g->hook = NULL;
+    g->deny_va_set = 0;
+    assert_non_null(b2_added);
+    /* memory is unchanged (denied): the new watch must see f1 (SPEC §4 Re-entrancy) */
+    assert_int_equal(get_entry(g, VA + 0x1000, 1) & ~0xfffull, f1);
+    assert_int_equal(ptmon_watch_translation(b2_added).frame, f1);
+    assert_consistent(g);
+    guest_free(g);
+}
+
+/* ---- B3: ptmon_commit called from a callback is deferred to the event's end -------------- */
+static void b3_hook(struct guest *g, struct ptmon_watch *w, const ptmon_change *c)
+{
+    (void)c;
+    assert_int_equal(ptmon_unwatch(w), 0);
+    (void)ptmon_commit(g->pm); /* "apply deferred work now" */
+}
+
+static void commit_inside_callback(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    map4k(g, VA, new_frame(g), RWU);
+    watch_va(g, VA);
+    watch_va(g, VA);
+    g->hook = b3_hook;
+    set_entry(g, VA, 1, 0); /* was: heap-use-after-free while delivering */
+    g->hook = NULL;
+    assert_int_equal(g->ncalls, 2);
+    assert_consistent(g);
+    guest_free(g);
+}
+
+/* ---- B4: POST deny whose undo fails ------------------------------------------------------ */
+/* (a) a store changing two watched entries; the first denies; the undo of the FIRST entry
+ * fails, the second's succeeds: memory = {new, old}, and so must the tree be. */
+static void post_deny_partial_undo_failure_tree_follows_memory(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 0x1000, f1, RWU);
+    watch_va(g, VA);
+    watch_va(g, VA + 0x1000);
+    g->deny_va_set = 1;
+    g->deny_va = VA;
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_EMULATE_WRITE, 1, PTMON_EIO);
+    uint64_t e[2] = {f2 | RWU | PTMON_PTE_P, f2 | RWU | PTMON_PTE_P};
+    (void)ptmon_fake_store(g->fake, 0, entry_gpa(g, VA, 1), e, 16);
+    g->deny_va_set = 0;
+    assert_consistent(g); /* was: VA+0x1000's node cached f2, memory held f1 */
+    assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f2);
+    assert_int_equal(get_entry(g, VA + 0x1000, 1) & ~0xfffull, f1);
+    guest_free(g);
+}
+
+/* (b) one entry, two watches on it; the first denies, the undo fails: the write stands, and the
+ * second watch, which the deny kept from its turn, is told. */
+static void post_deny_with_failed_undo_still_tells_everyone(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *a = watch_va(g, VA);
+    struct ptmon_watch *b = watch_va(g, VA);
+    g->deny_va_set = 1;
+    g->deny_va = VA; /* a is called first (placement order) and denies */
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_EMULATE_WRITE, 1, PTMON_EIO);
+    (void)ptmon_fake_store_int(g->fake, 0, entry_gpa(g, VA, 1), f2 | RWU | PTMON_PTE_P, 8);
+    g->deny_va_set = 0;
+    assert_consistent(g);
+    assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f2); /* the write stands */
+    assert_int_equal(ptmon_watch_translation(b).frame, f2);
+    assert_int_equal(g->ncalls, 2);
+    assert_ptr_equal(g->calls[0].watch, a);
+    assert_ptr_equal(g->calls[1].watch, b);
+    guest_free(g);
+}
+
+/* ---- B5: collecting the watches of a changed node visits each node once ---------------- */
+/* A guest aliases K PDPTEs -> one PD, K PDEs -> one PT; K watches. One write to the PML4E (an
+ * OS-available bit) used to visit K^3 nodes (each shared node once per parent). SPEC §8: the
+ * cost is O(watches below). Counted in node visits, not timed. */
+static uint64_t alias_visits(unsigned k)
+{
+    struct guest *g = guest_new(&pre4, 64 * MIB);
+    uint64_t f = new_frame(g);
+    map4k(g, 0, f, RWU); /* PML4[0] -> A, A[0] -> B, B[0] -> C */
+    uint64_t b = get_entry(g, 0, 3) & ~0xfffull, c = get_entry(g, 0, 2) & ~0xfffull;
+    for (unsigned i = 1; i < k; i++) {
+        uint64_t va = ((uint64_t)i << 30) | ((uint64_t)i << 21) | ((uint64_t)i << 12);
+        assert_int_equal(ptmon_fake_link(g->fake, g->cr3, va, 3, b, RWU), 0);
+        assert_int_equal(ptmon_fake_link(g->fake, g->cr3, va, 2, c, RWU), 0);
+        assert_int_equal(ptmon_fake_map(g->fake, g->cr3, va, f, 4 * KIB, RWU), 0);
+    }
+    for (unsigned i = 0; i < k; i++) {
+        uint64_t va = ((uint64_t)i << 30) | ((uint64_t)i << 21) | ((uint64_t)i << 12);
+        struct ptmon_watch *w;
+        assert_int_equal(ptmon_watch(g->pm, g->cr3, va, 0, recorder, g, &w), 0);
+    }
+    uint64_t pml4e = get_entry(g, 0, 4);
+    uint64_t before = g->pm->stats.visits;
+    assert_int_equal(ptmon_fake_set_entry(g->fake, g->cr3, 0, 4, pml4e | (1ull << 9)), 0);
+    uint64_t visits = g->pm->stats.visits - before;
+    assert_int_equal(g->ncalls, 0);
+    assert_consistent(g);
+    guest_free(g);
+    return visits;
+}
+
+static void aliased_tables_cost_linear_visits_per_upper_write(void **state)
+{
+    (void)state;
+    uint64_t v128 = alias_visits(128), v512 = alias_visits(512);
+    print_message("    one PML4E write: 128 watches %llu node visits, 512 watches %llu\n",
+                  (unsigned long long)v128, (unsigned long long)v512);
+    /* the PML4E, the PDPTEs (k), the PDEs (k), the PTEs (k) */
+    assert_true(v128 <= 3 * 128 + 1);
+    assert_true(v512 <= 3 * 512 + 1);
+}
+
+/* ---- B6: a watch whose placement was incomplete is complete again after a later successful
+ * re-placement: told in that event, by its vCPU, with its deny honoured. */
+static ptmon_glue wrap_glue;
+static void *(*real_realloc)(void *, void *, size_t, size_t);
+static int fail_allocs;
+static void *failing_realloc(void *b, void *ptr, size_t old, size_t size)
+{
+    if (fail_allocs && size > old)
+        return NULL;
+    return real_realloc(b, ptr, old, size);
+}
+
+/* Re-create g->pm on a glue whose allocations can be made to fail persistently. */
+static void use_wrapped_glue(struct guest *g)
+{
+    ptmon_config pc = PTMON_CONFIG_INIT;
+    ptmon_destroy(g->pm);
+    wrap_glue = *ptmon_fake_glue(g->fake);
+    real_realloc = wrap_glue.realloc;
+    wrap_glue.realloc = failing_realloc;
+    pc.paging = ptmon_fake_get_config(g->fake)->paging;
+    assert_int_equal(ptmon_create(&wrap_glue, &pc, &g->pm), 0);
+    ptmon_fake_set_handler(g->fake, fixture_handler, g->pm);
+}
+
+static void watch_complete_again_after_failed_placement_is_told_and_may_deny(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f3 = new_frame(g), f4 = new_frame(g);
+    use_wrapped_glue(g);
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 2 * MIB, f3, RWU); /* another PT (P2), slot 0 -> f3 */
+    map4k(g, VA + 4 * MIB, f4, RWU); /* another PT (P3), slot 0 -> f4 */
+    uint64_t pde_p2 = get_entry(g, VA + 2 * MIB, 2), pde_p3 = get_entry(g, VA + 4 * MIB, 2);
+    struct ptmon_watch *w = watch_va(g, VA);
+    /* event 1: PDE -> P2 while every allocation fails (the commit's retry fails too) */
+    fail_allocs = 1;
+    assert_int_equal(ptmon_fake_set_entry(g->fake, g->cr3, VA, 2, pde_p2), 0);
+    fail_allocs = 0;
+    assert_int_equal(g->ncalls, 0);
+    /* event 2: PDE -> P3; placement now succeeds. W must be told in this event, by vCPU 0,
+     * and its deny must be honoured. */
+    g->deny_va_set = 1;
+    g->deny_va = VA;
+    int rc = ptmon_fake_set_entry(g->fake, g->cr3, VA, 2, pde_p3);
+    g->deny_va_set = 0;
+    assert_int_equal(rc, PTMON_EDENIED);
+    /* told f1 -> f4 (it was last told f1), then that the write is undone: P2's f3 stands */
+    assert_int_equal(g->ncalls, 2);
+    assert_int_equal(g->calls[0].change.vcpu, 0);
+    assert_int_equal(g->calls[0].change.before.frame, f1);
+    assert_int_equal(g->calls[0].change.after.frame, f4);
+    assert_int_equal(g->calls[1].change.reverted, 1);
+    assert_int_equal(g->calls[1].change.after.frame, f3);
+    assert_int_equal(ptmon_watch_translation(w).frame, f3);
+    assert_consistent(g);
+    guest_free(g);
+}
+
+/* ---- B8: a resync after an unreadable entry compares every node of a slot ---------------- */
+/* POST 16-byte store over PD slots t and s=t+1 of page P: slot t becomes a pointer to P itself
+ * (P is now B's page table, B's PT index = s) and slot s changes too; the read of slot s fails.
+ * Re-placing B creates a fresh (P+8s, L1) node with the new value at the head of slot s's
+ * chain; a resync comparing that head only saw no change and never corrected A's stale
+ * (P+8s, L2) node. */
+static void resync_corrects_stale_node_behind_fresh_one(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f = new_frame(g), f2 = new_frame(g);
+    unsigned t = 4, s = 5;
+    uint64_t va_a = (uint64_t)s << 21, va_b = ((uint64_t)t << 21) | ((uint64_t)s << 12);
+    map4k(g, va_a, f, RWU);
+    map4k(g, va_b, f, RWU);
+    uint64_t p = entry_gpa(g, va_a, 2) & ~0xfffull;
+    watch_va(g, va_a);
+    watch_va(g, va_b);
+    uint64_t e[2] = {p | RWU | PTMON_PTE_P, 0};
+    /* slot s: A's PDE now points to a fresh PT whose slot holds f2 */
+    uint64_t pt3 = new_frame(g);
+    uint64_t leaf = f2 | RWU | PTMON_PTE_P;
+    assert_int_equal(ptmon_fake_poke(g->fake, pt3 + ((va_a >> 12) & 511) * 8, &leaf, 8), 0);
+    e[1] = pt3 | RWU | PTMON_PTE_P;
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 2, PTMON_EIO); /* decode: slot s */
+    assert_int_equal(ptmon_fake_store(g->fake, 0, p + t * 8, e, 16), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    (void)ptmon_commit(g->pm);
+    assert_consistent(g); /* was: node P+8s L2 kept the old PDE */
+    guest_free(g);
+}
+
+/* ---- B9: stats.bytes counts the stocks of free nodes and tables; commits trim them -------- */
+/* SPEC §5: "bytes used". After unwatching everything the instance must not keep the stocked
+ * nodes and table records (with their chain arrays), and what it keeps is counted. */
+static void stats_bytes_count_everything(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f = new_frame(g);
+    struct ptmon_watch *w[600];
+    for (unsigned i = 0; i < 600; i++) {
+        assert_int_equal(ptmon_fake_map(g->fake, g->cr3, VA + i * 0x1000ull, f, 4 * KIB, RWU), 0);
+        assert_int_equal(ptmon_watch(g->pm, g->cr3, VA + i * 0x1000ull, 0, recorder, g, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < 600; i++)
+        assert_int_equal(ptmon_unwatch(w[i]), 0);
+    ptmon_stats st;
+    assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
+    uint64_t real = ptmon_fake_stat(g->fake, PTMON_FAKE_STAT_BYTES_ALLOCATED);
+    print_message("    no watch left: stats.bytes %llu, allocator %llu\n",
+                  (unsigned long long)st.bytes, (unsigned long long)real);
+    assert_int_equal(st.bytes, real);
+    assert_int_equal(st.nodes, 0);
+    assert_true(real < 16 * KIB); /* the instance and its empty frame map, not 600 nodes */
+    guest_free(g);
+}
+
+/* ---- B3b: ptmon_commit from a frame-hook callback is deferred too ------------------------ */
+static int hook_unhook_commit(ptmon *pm, ptmon_hook *h, void *ctx, const ptmon_mem_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    assert_int_equal(ptmon_unhook(h), 0);
+    (void)ptmon_commit(pm);
+    return PTMON_ACTION_ALLOW;
+}
+
+static void commit_inside_hook_callback(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f = new_frame(g);
+    ptmon_hook *h1, *h2;
+    assert_int_equal(ptmon_hook_gpa(g->pm, f, 16, PTMON_ACCESS_W, hook_unhook_commit, NULL, &h1),
+                     0);
+    assert_int_equal(ptmon_hook_gpa(g->pm, f, 16, PTMON_ACCESS_W, hook_unhook_commit, NULL, &h2),
+                     0);
+    /* was: heap-use-after-free in frame_dispatch (h->next) / ptmon_handle_event (f->table) */
+    assert_int_equal(ptmon_fake_store_int(g->fake, 0, f, 1, 8), 0);
+    assert_int_equal(ptmon_fake_rights(g->fake, f >> 12) & PTMON_ACCESS_W, PTMON_ACCESS_W);
+    assert_consistent(g);
+    guest_free(g);
+}
+
+/* ---- B10: the mark and epoch counters do not wrap ----------------------------------------- */
+/* Collection skips a node whose visit equals pm->mark; touch() skips a watch whose
+ * touched_epoch equals pm->epoch. As 32-bit counters they wrapped after 2^32 node changes (or
+ * events) and skipped watches; they are 64-bit now. Fast-forwarded instead of 2^32 writes. */
+static void mark_wraparound_skips_watch(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *w = watch_va(g, VA);
+    g->pm->mark = UINT32_MAX; /* as after 2^32 - 1 node changes elsewhere */
+    map4k(g, VA, f2, RWU);
+    assert_int_equal(g->ncalls, 1);
+    (void)w;
+    guest_free(g);
+}
+
+static void epoch_wraparound_skips_watch(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    watch_va(g, VA);
+    g->pm->epoch = UINT32_MAX; /* as after 2^32 - 1 events */
+    map4k(g, VA, f2, RWU);
+    assert_int_equal(g->ncalls, 1);
+    guest_free(g);
+}
+
+/* ---- B7: a transient entry-read failure on the deny path -------------------------------- */
+/* A watches VA; the PDE is remapped to another PT; A denies. The n-th guest read of the event
+ * fails once. Placements that failed are retried before each delivery, so wherever the failure
+ * falls, A is told by vCPU 0, its deny holds, and the undo is told as reverted. */
+static void read_failure_on_the_deny_path(void **state)
+{
+    int bad = 0;
+    for (uint64_t nth = 1; nth <= 8; nth++) {
+        struct guest *g = guest_new(*state, 64 * MIB);
+        uint64_t f1 = new_frame(g), f2 = new_frame(g);
+        map4k(g, VA, f1, RWU);
+        map4k(g, VA + 2 * MIB, f2, RWU); /* P2: slot 0 maps f2 */
+        uint64_t pde_p2 = get_entry(g, VA + 2 * MIB, 2);
+        watch_va(g, VA);
+        g->deny_va_set = 1;
+        g->deny_va = VA;
+        ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, nth, PTMON_EIO);
+        int src = ptmon_fake_set_entry(g->fake, g->cr3, VA, 2, pde_p2);
+        g->deny_va_set = 0;
+        int fired = ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA);
+        ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0);
+        assert_consistent(g);
+        int ok = src == PTMON_EDENIED && g->ncalls == 2 && g->calls[0].change.vcpu == 0 &&
+                 g->calls[1].change.vcpu == 0 && g->calls[1].change.reverted == 1;
+        if (!ok) {
+            bad++;
+            print_message("    read #%llu fails: store rc %d, %zu calls\n", (unsigned long long)nth,
+                          src, g->ncalls);
+            for (size_t i = 0; i < g->ncalls; i++)
+                print_message("      call %zu: reverted %u vcpu %u frame %llx -> %llx\n", i,
+                              g->calls[i].change.reverted, g->calls[i].change.vcpu,
+                              (unsigned long long)g->calls[i].change.before.frame,
+                              (unsigned long long)g->calls[i].change.after.frame);
+        }
+        guest_free(g);
+        if (!fired)
+            break;
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* ---- found by the differential fuzzer after the fixes above ---------------------------------- */
+
+/* POST 16-byte store over two watched PTEs; the read of the second fails while decoding, the
+ * watch on the first denies. The undo restores the first only: the second's new value stands in
+ * memory, and its watch must hear it in this event (it used to be updated silently). */
+static void post_deny_tells_entry_whose_read_failed_what_stands(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 0x1000, f1, RWU);
+    struct ptmon_watch *a = watch_va(g, VA);
+    struct ptmon_watch *b = watch_va(g, VA + 0x1000);
+    g->deny_va_set = 1;
+    g->deny_va = VA;
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 2, PTMON_EIO); /* decode: 2nd slot */
+    uint64_t e[2] = {f2 | RWU | PTMON_PTE_P, f2 | RWU | PTMON_PTE_P};
+    (void)ptmon_fake_store(g->fake, 0, entry_gpa(g, VA, 1), e, 16);
+    g->deny_va_set = 0;
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    assert_consistent(g);
+    assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f1);
+    assert_int_equal(get_entry(g, VA + 0x1000, 1) & ~0xfffull, f2);
+    assert_int_equal(ptmon_watch_translation(a).frame, f1);
+    assert_int_equal(ptmon_watch_translation(b).frame, f2);
+    const struct call *cb = call_for(g, VA + 0x1000);
+    assert_non_null(cb);
+    assert_int_equal(cb->change.before.frame, f1);
+    assert_int_equal(cb->change.after.frame, f2);
+    assert_int_equal(cb->change.reverted, 0);
+    assert_int_equal(cb->change.vcpu, 0); /* in the event, not at a later commit */
+    guest_free(g);
+}
+
+/* PRE 4-byte store into a watched 8-byte entry; reading the other half fails. ptmon performs the
+ * write itself so that the commit closing the event re-reads the entry: the tree is never left
+ * stale after the event returns (it used to stay so until the next commit). */
+static void pre_partial_store_with_failed_read_is_resynced_in_the_event(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *w = watch_va(g, VA);
+    uint32_t low = (uint32_t)(f2 | RWU | PTMON_PTE_P);
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 1, PTMON_EIO);
+    assert_int_equal(ptmon_fake_store(g->fake, 0, entry_gpa(g, VA, 1), &low, 4), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    assert_consistent(g);
+    assert_int_equal(ptmon_watch_translation(w).frame, f2);
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.vcpu, PTMON_VCPU_NONE); /* found by the commit */
+    assert_int_equal(g->calls[0].change.after.frame, f2);
+    guest_free(g);
+}
+
+int main(void)
+{
+#define ON(f, m)                                  \
+    {                                             \
+#f " [" #m "]", f, NULL, NULL, (void *)&m \
+    }
+    const struct CMUnitTest tests[] = {
+        ON(pat_bit_of_large_page_is_silent, pre4),
+        ON(pat_bit_of_large_page_is_silent, pre32),
+        ON(pat_bit_of_large_page_is_silent, prepae),
+        ON(watch_added_in_callback_then_deny_keeps_old_state, pre4),
+        ON(post_deny_partial_undo_failure_tree_follows_memory, post4),
+        ON(post_deny_with_failed_undo_still_tells_everyone, post4),
+        ON(aliased_tables_cost_linear_visits_per_upper_write, pre4),
+        ON(watch_complete_again_after_failed_placement_is_told_and_may_deny, pre4),
+        ON(resync_corrects_stale_node_behind_fresh_one, post4),
+        ON(stats_bytes_count_everything, pre4),
+        ON(mark_wraparound_skips_watch, pre4),
+        ON(epoch_wraparound_skips_watch, pre4),
+        ON(read_failure_on_the_deny_path, pre4),
+        ON(post_deny_tells_entry_whose_read_failed_what_stands, post4),
+        ON(pre_partial_store_with_failed_read_is_resynced_in_the_event, pre4),
+        ON(commit_inside_hook_callback, pre4),
+        ON(commit_inside_callback, pre4),
+    };
+    if (getenv("T"))
+        cmocka_set_test_filter(getenv("T"));
+    return cmocka_run_group_tests_name("regressions", tests, NULL, NULL);
+}
