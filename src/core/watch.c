@@ -430,6 +430,15 @@ static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
         after.addr = 0; /* compared only between table pointers */
     if (before.kind != PT_TABLE)
         before.addr = 0;
+    if (before.kind != PT_TABLE && after.kind != PT_TABLE) {
+        /* A leaf (or nothing) stays a leaf (or nothing): no walk goes below n, so the watches
+         * through n are exactly those parked on it, already in delivery order. The common
+         * event (remap, swap, rights) takes this way. */
+        entry_set_decoded(n, value, &after);
+        for (struct ptmon_watch *w = n->parked_head; w; w = w->park_next)
+            touch(pm, w, n->level);
+        return 0;
+    }
     pm->mark++;
     collect(pm, n, n, &tail); /* with the old value: that is where the children are */
     list = sort_watches(list, LINK_SCRATCH);
@@ -464,18 +473,23 @@ static void start_pass(ptmon *pm)
     pm->touched_tail = &pm->touched;
 }
 
-/* Give every node on the watched slot at @p gpa the value @p value. */
-static int apply_slot(ptmon *pm, uint64_t gpa, uint64_t value)
+/* Give every node on the watched slot at @p gpa the value @p value. @p t: the slot's table
+ * when the caller knows it is alive, else NULL (looked up: an earlier change of the same write
+ * may have released it). */
+static int apply_slot(ptmon *pm, struct table *t, uint64_t gpa, uint64_t value)
 {
     struct entry *nodes[PTMON_MAX_LEVELS * 2];
     size_t count = 0;
-    struct frame *f = frame_find(pm, gpa >> 12);
     int rc = 0;
 
-    if (!f || !f->table)
-        return 0; /* an earlier change of this write released the table */
+    if (!t) {
+        struct frame *f = frame_find(pm, gpa >> 12);
+        if (!f || !f->table)
+            return 0;
+        t = f->table;
+    }
     /* Hold the slot's nodes: re-placement may free or add nodes on this very slot. */
-    for (struct entry *e = table_slot_chain(f->table, entry_slot(pm, gpa));
+    for (struct entry *e = table_slot_chain(t, entry_slot(pm, gpa));
          e && count < sizeof(nodes) / sizeof(nodes[0]); e = e->slot_next) {
         e->refs++;
         nodes[count++] = e;
@@ -492,14 +506,15 @@ static int apply_slot(ptmon *pm, uint64_t gpa, uint64_t value)
     return rc;
 }
 
-/* Apply the new values of @p n changes, in a pass of their own. @return 0 or the first error. */
-static int apply_changes(ptmon *pm, const struct slot_change *c, size_t n)
+/* Apply the new values of @p n changes, in a pass of their own. @p t: the (live) table of the
+ * first change, or NULL. @return 0 or the first error. */
+static int apply_changes(ptmon *pm, struct table *t, const struct slot_change *c, size_t n)
 {
     int rc = 0;
 
     start_pass(pm);
     for (size_t i = 0; i < n; i++) {
-        int src = apply_slot(pm, c[i].gpa, c[i].new_value);
+        int src = apply_slot(pm, i == 0 ? t : NULL, c[i].gpa, c[i].new_value);
         if (src < 0 && rc == 0)
             rc = src;
     }
@@ -525,7 +540,7 @@ static void sync_range(ptmon *pm, uint64_t gpa, uint32_t size)
             pm->resync = 1;
             continue;
         }
-        (void)apply_slot(pm, frame + slot * esize, value); /* failures: retried placements */
+        (void)apply_slot(pm, f->table, frame + slot * esize, value); /* failures: retried */
     }
 }
 
@@ -664,7 +679,7 @@ static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory,
     }
     if (!in_memory) /* memory never changed: no read needed to know the old values */
         for (size_t i = 0; i < n; i++)
-            (void)apply_slot(pm, c[i].gpa, c[i].old_value);
+            (void)apply_slot(pm, NULL, c[i].gpa, c[i].old_value);
     sync_range(pm, ev->gpa, ev->size);
     list = take_touched(pm);
     retry_placements(pm, list);
@@ -732,7 +747,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
          * it, instead of leaving the tree stale until the next one. */
         return pm->resync_later && !in_memory ? perform_allowed(pm, ev, action) : action;
     }
-    rc = apply_changes(pm, changes, n);
+    rc = apply_changes(pm, t, changes, n);
     rv.forward_epoch = pm->epoch;
     list = take_touched(pm);
     retry_placements(pm, list);
@@ -782,7 +797,7 @@ static int resync_all(ptmon *pm)
     }
     if (rc == 0) {
         pm->resync = 0;
-        (void)apply_changes(pm, changes, n); /* failures: retried placements */
+        (void)apply_changes(pm, NULL, changes, n); /* failures: retried placements */
     }
     glue_free(&pm->glue, changes, cap * sizeof(*changes));
     return rc;
