@@ -35,6 +35,25 @@ struct mode_case {
     enum ptmon_delivery delivery;
 };
 
+/* The mode and delivery cases most scenarios run in (each file uses a subset). */
+static const struct mode_case pre4 = {
+    "4-level pre",         PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1,
+    0xffff800000000000ull, PTMON_DELIVERY_PRE};
+static const struct mode_case post4 = {
+    "4-level post",        PTMON_MODE_4LEVEL,  PTMON_PAGING_NXE, 2 * MIB, 1,
+    0xffff800000000000ull, PTMON_DELIVERY_POST};
+static const struct mode_case pre32 = {
+    "32-bit pre",  PTMON_MODE_32BIT,  PTMON_PAGING_PSE, 4 * MIB, 0,
+    0xc0000000ull, PTMON_DELIVERY_PRE};
+static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE,  2 * MIB,
+                                        0,         0xc0000000ull,  PTMON_DELIVERY_PRE};
+
+/* A cmocka test entry running @p f with @p m as its state, named after both. */
+#define ON(f, m)                                  \
+    {                                             \
+#f " [" #m "]", f, NULL, NULL, (void *)&m \
+    }
+
 struct call {
     struct ptmon_watch *watch;
     ptmon_change change;

@@ -6,18 +6,6 @@
  */
 #include "engine_fixture.h"
 
-static const struct mode_case pre4 = {
-    "4-level pre",         PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1,
-    0xffff800000000000ull, PTMON_DELIVERY_PRE};
-static const struct mode_case post4 = {
-    "4-level post",        PTMON_MODE_4LEVEL,  PTMON_PAGING_NXE, 2 * MIB, 1,
-    0xffff800000000000ull, PTMON_DELIVERY_POST};
-static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE,  2 * MIB,
-                                        0,         0xc0000000ull,  PTMON_DELIVERY_PRE};
-static const struct mode_case pre32 = {
-    "32-bit pre",  PTMON_MODE_32BIT,  PTMON_PAGING_PSE, 4 * MIB, 0,
-    0xc0000000ull, PTMON_DELIVERY_PRE};
-
 #define VA 0x400000ull
 
 /* ---- deny ----------------------------------------------------------------------------- */
@@ -645,10 +633,6 @@ static void failed_allocation_at_every_point_of_placement(void **state)
 
 int main(void)
 {
-#define ON(f, m)                                  \
-    {                                             \
-#f " [" #m "]", f, NULL, NULL, (void *)&m \
-    }
     const struct CMUnitTest tests[] = {
         ON(deny_keeps_memory_and_tree_unchanged, pre4),
         ON(deny_keeps_memory_and_tree_unchanged, post4),

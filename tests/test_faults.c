@@ -8,15 +8,6 @@
  */
 #include "engine_fixture.h"
 
-static const struct mode_case pre4 = {
-    "4-level pre",         PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1,
-    0xffff800000000000ull, PTMON_DELIVERY_PRE};
-static const struct mode_case post4 = {
-    "4-level post",        PTMON_MODE_4LEVEL,  PTMON_PAGING_NXE, 2 * MIB, 1,
-    0xffff800000000000ull, PTMON_DELIVERY_POST};
-static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE,  2 * MIB,
-                                        0,         0xc0000000ull,  PTMON_DELIVERY_PRE};
-
 #define VA     0x400000ull
 #define NWATCH 6
 
@@ -185,10 +176,6 @@ static void failing_emulate_write(void **state)
 
 int main(void)
 {
-#define ON(f, m)                                  \
-    {                                             \
-#f " [" #m "]", f, NULL, NULL, (void *)&m \
-    }
     const struct CMUnitTest tests[] = {
         ON(failing_allocations, pre4),     ON(failing_allocations, post4),
         ON(failing_allocations, prepae),   ON(failing_reads, pre4),

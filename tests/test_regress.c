@@ -10,18 +10,6 @@
 #include "core/internal.h"
 #include "core/watch.h"
 
-static const struct mode_case pre4 = {
-    "4-level pre",         PTMON_MODE_4LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1,
-    0xffff800000000000ull, PTMON_DELIVERY_PRE};
-static const struct mode_case post4 = {
-    "4-level post",        PTMON_MODE_4LEVEL,  PTMON_PAGING_NXE, 2 * MIB, 1,
-    0xffff800000000000ull, PTMON_DELIVERY_POST};
-static const struct mode_case pre32 = {
-    "32-bit pre",  PTMON_MODE_32BIT,  PTMON_PAGING_PSE, 4 * MIB, 0,
-    0xc0000000ull, PTMON_DELIVERY_PRE};
-static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE,  2 * MIB,
-                                        0,         0xc0000000ull,  PTMON_DELIVERY_PRE};
-
 #define VA        0x400000ull
 #define PAT_LARGE (1ull << 12)
 
@@ -451,10 +439,6 @@ static void pre_partial_store_with_failed_read_is_resynced_in_the_event(void **s
 
 int main(void)
 {
-#define ON(f, m)                                  \
-    {                                             \
-#f " [" #m "]", f, NULL, NULL, (void *)&m \
-    }
     const struct CMUnitTest tests[] = {
         ON(pat_bit_of_large_page_is_silent, pre4),
         ON(pat_bit_of_large_page_is_silent, pre32),
