@@ -149,6 +149,8 @@ typedef struct ptmon_glue {
  * emulate_write) if a callback denies, and returns ALLOW.
  * An event for a frame ptmon no longer restricts (it was in flight when ptmon relaxed it) is
  * answered ALLOW.
+ * Stack: a write into a watched table uses about 30 KiB of the caller's stack (the changes of a
+ * store of up to a whole page are decoded without allocating); run it on a thread with more.
  *
  * @return an enum ptmon_action (>= 0), or a negative error: PTMON_EINVAL (NULL, size 0 or the
  *         range leaves its frame, unknown access or delivery).
