@@ -437,6 +437,35 @@ static void pre_partial_store_with_failed_read_is_resynced_in_the_event(void **s
     guest_free(g);
 }
 
+/* ---- placement shortcut: a watch next to the previous one reuses its upper nodes ------------ */
+
+/* The previous watch's page table moved (its PDE was remapped) and another address space holds
+ * the same VA: each new watch must still end on what a walk from its own root finds. */
+static void consecutive_watches_follow_moves_and_address_spaces(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g), f3 = new_frame(g), pt = g->mc->large;
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 0x1000, f1, RWU);
+    map4k(g, VA + pt + 0x1000, f2, RWU); /* the next PT: slot 1 -> f2 */
+    struct ptmon_watch *a = watch_va(g, VA);
+    set_entry(g, VA, 2, get_entry(g, VA + pt, 2)); /* a's PDE now -> that other PT */
+    struct ptmon_watch *b = watch_va(g, VA + 0x1000);
+    assert_int_equal(ptmon_watch_translation(b).frame, f2);
+    uint64_t cr3b = 0;
+    assert_int_equal(ptmon_fake_new_root(g->fake, &cr3b), 0);
+    assert_int_equal(ptmon_fake_map(g->fake, cr3b, VA + 0x2000, f3, 4 * KIB, RWU), 0);
+    struct ptmon_watch *c;
+    assert_int_equal(ptmon_watch(g->pm, cr3b, VA + 0x2000, 0, recorder, g, &c), 0);
+    assert_int_equal(ptmon_watch_translation(c).frame, f3);
+    assert_int_equal(ptmon_unwatch(c), 0);
+    struct ptmon_watch *d = watch_va(g, VA + 0x2000); /* after c is gone: from the root */
+    assert_int_equal(ptmon_watch_translation(d).status, PTMON_WALK_NOT_PRESENT);
+    (void)a;
+    assert_consistent(g);
+    guest_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +484,9 @@ int main(void)
         ON(read_failure_on_the_deny_path, pre4),
         ON(post_deny_tells_entry_whose_read_failed_what_stands, post4),
         ON(pre_partial_store_with_failed_read_is_resynced_in_the_event, pre4),
+        ON(consecutive_watches_follow_moves_and_address_spaces, pre4),
+        ON(consecutive_watches_follow_moves_and_address_spaces, pre32),
+        ON(consecutive_watches_follow_moves_and_address_spaces, prepae),
         ON(commit_inside_hook_callback, pre4),
         ON(commit_inside_callback, pre4),
     };

@@ -42,6 +42,7 @@ struct ptmon {
 
     struct ptmon_watch *watches;       /* live watches (watch.c) */
     struct ptmon_watch *dead_watches;  /* removed, freed at commit */
+    struct ptmon_watch *last_placed;   /* the newest live watch, while placed (watch.c) */
     struct ptmon_watch *touched;       /* watches the event in progress touched */
     struct ptmon_watch **touched_tail; /* where the next touched watch is linked */
     unsigned incomplete;               /* live watches whose placement must be retried */

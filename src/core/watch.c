@@ -189,8 +189,37 @@ static int place_from(ptmon *pm, struct ptmon_watch *w, unsigned from)
 
 static void release_all(ptmon *pm, struct ptmon_watch *w)
 {
+    if (pm->last_placed == w)
+        pm->last_placed = NULL;
     unpark(w);
     release_below(pm, w, top_level(pm) + 1);
+}
+
+/*
+ * Place a new watch. Consecutive watches usually lie in the same page table of the same address
+ * space (a range of VAs): then the previous watch's nodes above the leaf are this one's too, and
+ * only the leaf is looked up. The tree equals memory at every call, so the shared nodes are
+ * exactly what a walk from the root would find.
+ */
+static int place_new(ptmon *pm, struct ptmon_watch *w)
+{
+    const struct ptmon_watch *p = pm->last_placed;
+    unsigned top = top_level(pm);
+    int rc;
+
+    if (p && p->cr3 == w->cr3 && p->depth == 1 && !p->incomplete && top > 1 &&
+        p->va / pm->span[2] == w->va / pm->span[2]) {
+        for (unsigned level = top; level >= 2; level--) {
+            w->path[level] = p->path[level];
+            w->path[level]->refs++;
+        }
+        rc = place_from(pm, w, 1);
+    } else {
+        rc = place_from(pm, w, top);
+    }
+    if (rc == 0)
+        pm->last_placed = w;
+    return rc;
 }
 
 /* Retry the placement of a watch whose path stopped early on an error. */
@@ -256,7 +285,7 @@ int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watc
     w->ctx = ctx;
     w->flags = (uint8_t)flags;
     w->seq = pm->next_seq++;
-    rc = place_from(pm, w, top_level(pm));
+    rc = place_new(pm, w);
     if (rc < 0) {
         release_all(pm, w); /* nothing half-placed stays behind */
         glue_free(&pm->glue, w, sizeof(*w));
