@@ -219,22 +219,32 @@ typedef struct ptmon ptmon;
 /** The backend's callbacks; defined in <ptmon/backend.h>. Agents get one from a backend. */
 struct ptmon_glue;
 
-#define PTMON_CONFIG_VERSION 1
+#define PTMON_CONFIG_VERSION 2
 
-/** Instance configuration. Initialise with PTMON_CONFIG_INIT, then change what you need. */
+/** Instance configuration. Initialise with PTMON_CONFIG_INIT, then change what you need.
+ *  Members are only ever appended; a caller's older version gets defaults for the rest. */
 typedef struct ptmon_config {
     unsigned version; /**< PTMON_CONFIG_VERSION (any value from 1 to it is accepted) */
     /** The guest's paging. PTMON_MODE_AUTO asks the backend (get_vcpu_regs of vCPU 0,
      *  maxphyaddr taken from here). */
     ptmon_paging paging;
+
+    /* ---- version 2 ---- */
+
+    /** At most this many entry nodes (0: no limit). The guest decides how many nodes a set of
+     *  watches needs (aliasing, remaps): a cap bounds what it can make ptmon allocate. Reaching
+     *  it makes ptmon_watch fail with PTMON_ELIMIT; inside an event the watches that cannot be
+     *  re-placed keep their last record and are completed (and told) at a later commit, once
+     *  there is room. */
+    uint64_t max_nodes;
+    /** At most this many table records, i.e. write-protected page-table frames (0: no limit).
+     *  Same behaviour as max_nodes. */
+    uint64_t max_tables;
 } ptmon_config;
 
-#define PTMON_CONFIG_INIT         \
-    {                             \
-        PTMON_CONFIG_VERSION,     \
-        {                         \
-            PTMON_MODE_AUTO, 0, 0 \
-        }                         \
+#define PTMON_CONFIG_INIT                                   \
+    {                                                       \
+        PTMON_CONFIG_VERSION, {PTMON_MODE_AUTO, 0, 0}, 0, 0 \
     }
 
 /**

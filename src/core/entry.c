@@ -140,6 +140,8 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
         *out = e;
         return 0;
     }
+    if (pm->max_nodes && pm->stats.nodes >= pm->max_nodes)
+        return PTMON_ELIMIT;
     rc = table_get(pm, gpa >> 12, &t); /* protect first ... */
     if (rc < 0)
         return rc;

@@ -21,7 +21,13 @@ static int config_import(ptmon_config *dst, const ptmon_config *src)
         return 0;
     if (src->version < 1 || src->version > PTMON_CONFIG_VERSION)
         return PTMON_EVERSION;
-    *dst = *src; /* version 1 is the whole struct */
+    /* Only the members the caller's version has: its struct may be shorter than ours. */
+    if (src->version >= 2) {
+        *dst = *src;
+    } else {
+        dst->paging = src->paging;
+    }
+    dst->version = PTMON_CONFIG_VERSION;
     return 0;
 }
 
@@ -84,6 +90,8 @@ int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in
     pm->touched_tail = &pm->touched;
     map_init(&pm->frames);
     pm->monitored = PTMON_DEFAULT_MONITORED;
+    pm->max_nodes = config.max_nodes;
+    pm->max_tables = config.max_tables;
     glue_log(&pm->glue, PTMON_LOG_INFO, "ptmon %s: instance created, %s paging, maxphyaddr %u",
              ptmon_version_string(), ptmon_paging_mode_name(paging.mode), paging.maxphyaddr);
     *out = pm;

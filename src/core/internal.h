@@ -34,6 +34,7 @@ struct ptmon {
     uint64_t table_addr; /* bits of a table-pointer entry that hold the table's address */
     uint64_t span[PTMON_MAX_LEVELS + 2]; /* bytes of VA an entry at each level maps */
     uint64_t monitored;                  /* entry bits whose change is reported */
+    uint64_t max_nodes, max_tables;      /* ptmon_config caps; 0: none */
 
     struct map frames;           /* gfn -> struct frame (frame.c) */
     struct frame *commit_frames; /* frames whose needs dropped since the last commit */

@@ -114,6 +114,8 @@ int table_get(ptmon *pm, uint64_t gfn, struct table **out)
         *out = f->table;
         return 0;
     }
+    if (pm->max_tables && pm->stats.tables >= pm->max_tables)
+        return PTMON_ELIMIT;
     t = table_alloc(pm);
     if (!t)
         return PTMON_ENOMEM;
