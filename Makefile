@@ -6,7 +6,7 @@ BENCH_BUILD ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all demo walks bench bench-instructions test test-normal test-asan test-install format format-check clean
+.PHONY: all demo walks bench bench-instructions test test-normal test-asan test-install format format-check clean fuzz-long libfuzzer coverage xen-lab
 
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
@@ -46,6 +46,28 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE install
 
+# Differential fuzzer (tests/fuzz/README.md). The smoke run is part of `make test` (ctest -L fuzz).
+FUZZ_STEPS ?= 10000000
+FUZZ_TIME  ?= 600
+fuzz-long:
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=gcc $(CMAKE_ARGS)
+	cmake --build build-fuzz -j $(JOBS) --target ptmon_fuzz
+	build-fuzz/tests/fuzz/ptmon_fuzz --steps $(FUZZ_STEPS) --seed $$(date +%s)
+	build-fuzz/tests/fuzz/ptmon_fuzz --faults all --run-steps 300 --runs 10 --seed $$(date +%s)
+
+libfuzzer:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_C_COMPILER=clang -DPTMON_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target ptmon_fuzz_libfuzzer
+	mkdir -p $(ASAN_BUILD)/fuzz-corpus && cp tests/fuzz/corpus/* $(ASAN_BUILD)/fuzz-corpus/
+	$(ASAN_BUILD)/tests/fuzz/ptmon_fuzz_libfuzzer $(ASAN_BUILD)/fuzz-corpus -max_total_time=$(FUZZ_TIME) -max_len=8192
+
+coverage:
+	sh tests/fuzz/coverage.sh build-coverage
+
+# Xen 4.17 under QEMU with a Linux guest watched by ptmond (root, network; see tests/xen-lab).
+xen-lab:
+	bash tests/xen-lab/run-lab.sh
+
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 format:
@@ -55,4 +77,4 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) build-fuzz build-coverage

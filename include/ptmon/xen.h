@@ -1,0 +1,151 @@
+/*
+ * ptmon Xen backend: watches a Xen 4.17 HVM/PVH guest's page-table pages through the vm_event
+ * mem_access interface (Intel EPT) and feeds the writes into a ptmon instance.
+ *
+ * Use:
+ *   ptmon_xen *x; ptmon *pm;
+ *   ptmon_xen_attach(&cfg, &x);                  // version check, ring, event channel
+ *   ptmon_create(ptmon_xen_glue(x), NULL, &pm);  // the engine reads/protects through x
+ *   ptmon_xen_set_instance(x, pm);
+ *   ... ptmon_watch(pm, ...) ...
+ *   while (running) ptmon_xen_poll(x, 100);      // handles events, calls your watch callbacks
+ *   ptmon_xen_detach(x);                         // restores every frame, drains, unpauses
+ *   ptmon_destroy(pm); ptmon_xen_free(x);
+ *
+ * Threading: one thread owns a ptmon_xen and its ptmon instance. Every write event is delivered
+ * PRE-write: the backend decodes the faulting instruction, the engine decides, the backend performs
+ * the store atomically and advances the vCPU (one ring round trip).
+ *
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef PTMON_XEN_H
+#define PTMON_XEN_H
+
+#include <ptmon/backend.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An attached Xen domain. Opaque. */
+typedef struct ptmon_xen ptmon_xen;
+
+#define PTMON_XEN_CONFIG_VERSION 1
+
+/** Write-interception mechanisms. */
+enum ptmon_xen_mechanism {
+    PTMON_XEN_MECH_AUTO = 0,       /**< probe: mem_access if the host supports it */
+    PTMON_XEN_MECH_MEM_ACCESS = 1, /**< vm_event mem_access (Intel EPT) */
+    PTMON_XEN_MECH_IOREQ = 2,      /**< ioreq-server page type (any HAP host; writes only) */
+};
+
+/** Attach configuration. Start from PTMON_XEN_CONFIG_INIT. */
+typedef struct ptmon_xen_config {
+    unsigned version;   /**< PTMON_XEN_CONFIG_VERSION */
+    uint32_t domid;     /**< the guest */
+    unsigned mechanism; /**< enum ptmon_xen_mechanism */
+    unsigned lru_pages; /**< mappings kept for reads of unprotected frames (0: 64) */
+} ptmon_xen_config;
+
+#define PTMON_XEN_CONFIG_INIT                               \
+    {                                                       \
+        PTMON_XEN_CONFIG_VERSION, 0, PTMON_XEN_MECH_AUTO, 0 \
+    }
+
+/** Event kinds counted in ptmon_xen_stats.events[]. */
+enum ptmon_xen_event_kind {
+    PTMON_XEN_EV_WRITE = 0,     /**< write decoded, handed to the engine, performed in place */
+    PTMON_XEN_EV_DENIED,        /**< write decoded and denied (skipped) */
+    PTMON_XEN_EV_EMULATE,       /**< instruction not handled: answered EMULATE, re-read later */
+    PTMON_XEN_EV_RETRY,         /**< entry changed under the CAS: re-executed */
+    PTMON_XEN_EV_IN_GPT,        /**< page-walker A/D fault, answered without the engine */
+    PTMON_XEN_EV_STALE,         /**< frame no longer protected: re-executed */
+    PTMON_XEN_EV_READ_EXEC,     /**< read or execute access (frame hooks) */
+    PTMON_XEN_EV_CPUID,         /**< CPUID monitor event */
+    PTMON_XEN_EV_UNIMPLEMENTED, /**< Xen could not emulate: frame opened for one instruction */
+    PTMON_XEN_EV_OTHER,         /**< any other reason, or a malformed request */
+    PTMON_XEN_EV_KINDS
+};
+
+#define PTMON_XEN_LATENCY_BUCKETS 16
+
+/** Backend statistics. */
+typedef struct ptmon_xen_stats {
+    uint64_t events[PTMON_XEN_EV_KINDS];
+    /** Per-event handling time (request read -> response written), bucket i counts events
+     *  taking [2^i, 2^(i+1)) * 250 ns; the last bucket is open-ended. */
+    uint64_t latency[PTMON_XEN_LATENCY_BUCKETS];
+    uint64_t map_hits, map_misses; /**< guest-memory reads served by an existing mapping */
+    uint64_t map_calls;            /**< foreign-map calls made */
+    uint64_t protect_calls;        /**< batched set-mem-access calls */
+    uint64_t batches;              /**< ring batches (notifications sent) */
+    uint64_t protected_frames;     /**< frames currently restricted by the backend */
+} ptmon_xen_stats;
+
+/**
+ * Attach to a domain: open the Xen interfaces, check the vm_event interface version, refuse
+ * dying domains, enable the monitor ring, bind its event channel and initialise the ring.
+ * @return 0 and the handle in @p out; PTMON_EVERSION (interface or config version mismatch),
+ *         PTMON_ENOENT (no such domain, or dying), PTMON_EBUSY (another monitor attached),
+ *         PTMON_ENOTSUP (mechanism unavailable), PTMON_EIO, PTMON_ENOMEM, PTMON_EINVAL.
+ *         PTMON_XEN_MECH_AUTO uses mem_access when the host has it (Intel EPT), else the
+ *         ioreq-server page type (writes only: frame hooks on reads/executions get ENOTSUP).
+ */
+PTMON_EXTERN int ptmon_xen_attach(const ptmon_xen_config *cfg, ptmon_xen **out);
+
+/** @return the glue to pass to ptmon_create() (valid while @p x lives). */
+PTMON_EXTERN const ptmon_glue *ptmon_xen_glue(ptmon_xen *x);
+
+/** @return the mechanism chosen at attach (PTMON_XEN_MECH_MEM_ACCESS or _IOREQ), 0 for NULL. */
+PTMON_EXTERN unsigned ptmon_xen_mechanism(const ptmon_xen *x);
+
+/** Tell the backend which instance receives the events (the one created on its glue). Detach
+ *  (or set NULL) before destroying that instance: detach still reports pending re-reads to it. */
+PTMON_EXTERN void ptmon_xen_set_instance(ptmon_xen *x, ptmon *pm);
+
+/** Called for a CPUID event of the watched leaf; @p regs are the vCPU's registers. */
+typedef void (*ptmon_xen_cpuid_fn)(void *ctx, uint32_t vcpu, uint32_t leaf,
+                                   const ptmon_vcpu_regs *regs);
+
+/**
+ * Enable CPUID monitoring (mem_access mechanism only: the events come on the monitor ring) and
+ * call @p fn for every CPUID with leaf @p leaf (the instruction is
+ * completed with zeroed outputs for that leaf; other leaves get the host's CPUID values, so
+ * keep monitoring short). @p fn NULL disables it. @return 0, PTMON_ENOTSUP (ioreq mechanism) or
+ * PTMON_EIO.
+ */
+PTMON_EXTERN int ptmon_xen_watch_cpuid(ptmon_xen *x, uint32_t leaf, ptmon_xen_cpuid_fn fn,
+                                       void *ctx);
+
+/**
+ * Wait up to @p timeout_ms for events and handle every request on the ring (one batch: all
+ * responses pushed, then one notification). @return the number of requests handled (>= 0),
+ * or PTMON_EIO / PTMON_ENOENT (the domain died).
+ */
+PTMON_EXTERN int ptmon_xen_poll(ptmon_xen *x, int timeout_ms);
+
+/**
+ * Orderly detach: restore every frame's rights while the ring exists, drain with the guest
+ * running until the ring stays empty, pause, drain again, disable the monitor (retrying on
+ * EBUSY), unpause only if we paused. Safe to call twice. @return 0 or the first error.
+ */
+PTMON_EXTERN int ptmon_xen_detach(ptmon_xen *x);
+
+/** Best-effort detach from a fatal-signal handler (not async-signal-safe; better than a hung
+ *  guest): restore rights, answer the ring, disable. */
+PTMON_EXTERN void ptmon_xen_emergency_detach(ptmon_xen *x);
+
+/** Free the handle (detaches first if still attached). NULL is ignored. */
+PTMON_EXTERN void ptmon_xen_free(ptmon_xen *x);
+
+/** Fill @p out. @return 0 or PTMON_EINVAL. */
+PTMON_EXTERN int ptmon_xen_get_stats(const ptmon_xen *x, ptmon_xen_stats *out);
+
+/** @return a static name for an event kind ("write", "denied", ...). */
+PTMON_EXTERN const char *ptmon_xen_event_kind_name(enum ptmon_xen_event_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTMON_XEN_H */
