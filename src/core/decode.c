@@ -34,10 +34,7 @@ size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
                 pm->resync = 1;
             continue;
         }
-        /* Every node on the slot, not just the first: after a failed read or a deny they can
-         * disagree, and the one that differs may be any of them. */
-        while (e && e->value == value)
-            e = e->slot_next;
+        e = entry_first_stale(e, value);
         if (!e)
             continue;
         out[n].gpa = frame + slot * esize;

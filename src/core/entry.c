@@ -170,6 +170,13 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
     return 0;
 }
 
+struct entry *entry_first_stale(struct entry *chain, uint64_t value)
+{
+    while (chain && chain->value == value)
+        chain = chain->slot_next;
+    return chain;
+}
+
 void entry_put(ptmon *pm, struct entry *e)
 {
     if (--e->refs)

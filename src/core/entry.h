@@ -57,6 +57,11 @@ struct entry *entry_find(const ptmon *pm, uint64_t gpa, unsigned level);
  */
 int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out);
 
+/** @return the first node of the slot chain @p chain whose cached value is not @p value, or
+ *  NULL. After a failed read or a deny the nodes of one slot can disagree, and the one that
+ *  differs may be any of them. */
+struct entry *entry_first_stale(struct entry *chain, uint64_t value);
+
 /** Drop one reference; the node is freed (and its table released) when none is left. */
 void entry_put(ptmon *pm, struct entry *node);
 

@@ -222,24 +222,40 @@ static int place_new(ptmon *pm, struct ptmon_watch *w)
     return rc;
 }
 
+/* The watch no longer misses part of its path: it is delivered with the others again. */
+static void placement_done(ptmon *pm, struct ptmon_watch *w)
+{
+    if (w->incomplete) {
+        w->incomplete = 0;
+        pm->incomplete--;
+    }
+}
+
+static void placement_failed(ptmon *pm, struct ptmon_watch *w)
+{
+    if (!w->incomplete) {
+        w->incomplete = 1;
+        pm->incomplete++;
+    }
+}
+
 /* Retry the placement of a watch whose path stopped early on an error. */
 static void complete_placement(ptmon *pm, struct ptmon_watch *w)
 {
     unsigned top = top_level(pm);
+    int rc = 0;
 
     unpark(w);
-    if (w->depth > top) {
-        w->incomplete = place_from(pm, w, top) < 0;
-    } else {
-        if (w->path[w->depth]->kind == PT_TABLE && w->depth > 1)
-            w->incomplete = place_from(pm, w, w->depth - 1u) < 0;
-        else {
-            park(w, w->path[w->depth]);
-            w->incomplete = 0;
-        }
-    }
-    if (!w->incomplete)
-        pm->incomplete--;
+    if (w->depth > top)
+        rc = place_from(pm, w, top);
+    else if (w->path[w->depth]->kind == PT_TABLE && w->depth > 1)
+        rc = place_from(pm, w, w->depth - 1u);
+    else
+        park(w, w->path[w->depth]);
+    if (rc < 0)
+        placement_failed(pm, w);
+    else
+        placement_done(pm, w);
 }
 
 /* ---- the instance's watch list --------------------------------------------------------- */
@@ -428,23 +444,6 @@ static struct ptmon_watch *sort_watches(struct ptmon_watch *head, enum watch_lin
     return merged;
 }
 
-/* The watch no longer misses part of its path: it is delivered with the others again. */
-static void placement_done(ptmon *pm, struct ptmon_watch *w)
-{
-    if (w->incomplete) {
-        w->incomplete = 0;
-        pm->incomplete--;
-    }
-}
-
-static void placement_failed(ptmon *pm, struct ptmon_watch *w)
-{
-    if (!w->incomplete) {
-        w->incomplete = 1;
-        pm->incomplete++;
-    }
-}
-
 /* Node @p n now holds @p value: re-route the watches through it and mark them touched. */
 static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
 {
@@ -535,13 +534,12 @@ static int apply_slot(ptmon *pm, struct table *t, uint64_t gpa, uint64_t value)
     return rc;
 }
 
-/* Apply the new values of @p n changes, in a pass of their own. @p t: the (live) table of the
+/* Apply the new values of @p n changes to the pass in progress. @p t: the (live) table of the
  * first change, or NULL. @return 0 or the first error. */
-static int apply_changes(ptmon *pm, struct table *t, const struct slot_change *c, size_t n)
+static int apply_new_values(ptmon *pm, struct table *t, const struct slot_change *c, size_t n)
 {
     int rc = 0;
 
-    start_pass(pm);
     for (size_t i = 0; i < n; i++) {
         int src = apply_slot(pm, i == 0 ? t : NULL, c[i].gpa, c[i].new_value);
         if (src < 0 && rc == 0)
@@ -550,27 +548,11 @@ static int apply_changes(ptmon *pm, struct table *t, const struct slot_change *c
     return rc;
 }
 
-/* Make the nodes on the watched slots of [gpa, gpa + size) equal to guest memory (after a deny:
- * nodes made while the write was pending read its bytes). An unreadable slot is re-read at the
- * commit. */
-static void sync_range(ptmon *pm, uint64_t gpa, uint32_t size)
+/* The same, in a pass of their own. */
+static int apply_changes(ptmon *pm, struct table *t, const struct slot_change *c, size_t n)
 {
-    unsigned esize = pm->esize;
-    uint64_t frame = gpa & ~0xfffull;
-    unsigned first = (unsigned)((gpa & 0xfff) / esize);
-    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
-
-    for (unsigned slot = first; slot <= last; slot++) {
-        struct frame *f = frame_find(pm, frame >> 12); /* a change may release the table */
-        uint64_t value;
-        if (!f || !f->table || !table_slot_watched(f->table, slot))
-            continue;
-        if (entry_read(pm, frame + slot * esize, &value) < 0) {
-            pm->resync = 1;
-            continue;
-        }
-        (void)apply_slot(pm, f->table, frame + slot * esize, value); /* failures: retried */
-    }
+    start_pass(pm);
+    return apply_new_values(pm, t, c, n);
 }
 
 /* ---- notification ----------------------------------------------------------------------- */
@@ -689,13 +671,14 @@ static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c,
  * A callback denied the write @p ev after the watches before it were told. Undo what can be
  * undone, bring the tree back to memory, then tell: the watches told the write hear that it is
  * reverted, the ones the deny kept from being told hear whatever still stands (an undo in
- * memory can fail part-way). @p rest: the forward pass's watches not reached.
+ * memory can fail part-way). @p rest: the forward pass's watches not reached. The @p c array is
+ * reused for the re-read once its changes are undone.
  */
-static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory,
-                       const struct slot_change *c, size_t n, struct ptmon_watch *rest,
-                       const struct revert *rv)
+static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory, struct slot_change *c,
+                       size_t n, struct ptmon_watch *rest, const struct revert *rv)
 {
     struct ptmon_watch *list, *next;
+    struct frame *f;
     int undone = 1;
 
     pm->pending.bytes = NULL;
@@ -709,7 +692,11 @@ static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory,
     if (!in_memory) /* memory never changed: no read needed to know the old values */
         for (size_t i = 0; i < n; i++)
             (void)apply_slot(pm, NULL, c[i].gpa, c[i].old_value);
-    sync_range(pm, ev->gpa, ev->size);
+    /* Nodes made by callbacks while the write was pending read its bytes, and an entry whose
+     * read failed was not undone: compare the whole range with memory (no overlay now). */
+    f = frame_find(pm, ev->gpa >> 12);
+    if (f && f->table)
+        (void)apply_new_values(pm, NULL, c, decode_write(pm, f->table, ev->gpa, ev->size, c));
     list = take_touched(pm);
     retry_placements(pm, list);
     deliver(pm, list, ev->vcpu, PASS_REVERT, rv, NULL);
@@ -814,9 +801,9 @@ static int resync_all(ptmon *pm)
             struct entry *e = table_slot_chain(f->table, slot);
             uint64_t value;
             rc = entry_read(pm, e->gpa, &value);
-            while (rc == 0 && e && e->value == value) /* any node of the slot may be stale */
-                e = e->slot_next;
-            if (e && rc == 0 && n < cap) {
+            if (rc == 0)
+                e = entry_first_stale(e, value);
+            if (rc == 0 && e && n < cap) {
                 changes[n].gpa = e->gpa;
                 changes[n].old_value = e->value;
                 changes[n].new_value = value;
