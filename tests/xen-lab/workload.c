@@ -42,26 +42,26 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-#define PG 4096UL
+#define PG         4096UL
 #define MAGIC_LEAF 0x50544d4eu /* "PTMN": outside the basic, hypervisor and extended ranges */
 
 /* Regions; fixed so the lab's expectations and ptmond's --va list do not depend on ASLR. */
-#define A_BASE 0x100000000UL /* 256 pages: touch, munmap, mprotect, fork/COW, DONTNEED */
-#define A_PAGES 256
-#define B_BASE 0x110000000UL /* 32 pages moved by mremap to C */
-#define C_BASE 0x120000000UL
+#define A_BASE   0x100000000UL /* 256 pages: touch, munmap, mprotect, fork/COW, DONTNEED */
+#define A_PAGES  256
+#define B_BASE   0x110000000UL /* 32 pages moved by mremap to C */
+#define C_BASE   0x120000000UL
 #define BC_PAGES 32
-#define H_BASE 0x140000000UL /* one 2 MiB-aligned huge-page candidate */
-#define H_SIZE 0x200000UL
-#define H_STRIDE 8 /* watch every 8th 4K page of the huge page (64 VAs) */
-#define S_BASE 0x150000000UL /* 64 pages pushed to swap (zram) and back */
-#define S_PAGES 64
+#define H_BASE   0x140000000UL /* one 2 MiB-aligned huge-page candidate */
+#define H_SIZE   0x200000UL
+#define H_STRIDE 8             /* watch every 8th 4K page of the huge page (64 VAs) */
+#define S_BASE   0x150000000UL /* 64 pages pushed to swap (zram) and back */
+#define S_PAGES  64
 
 #define MAXW 512
 static struct w {
     uintptr_t va;
-    int prot;          /* what we gave it: 0 none/unmapped, 1 read, 3 read+write */
-    char last[48];     /* last printed view, to print changes only */
+    int prot;      /* what we gave it: 0 none/unmapped, 1 read, 3 read+write */
+    char last[48]; /* last printed view, to print changes only */
 } ws[MAXW];
 static int nw;
 static int pagemap_fd = -1;
@@ -79,7 +79,8 @@ static void add_watch(uintptr_t va, const char *region)
 static void set_prot(uintptr_t va, size_t len, int prot)
 {
     for (int i = 0; i < nw; i++)
-        if (ws[i].va >= va && ws[i].va < va + len) ws[i].prot = prot;
+        if (ws[i].va >= va && ws[i].va < va + len)
+            ws[i].prot = prot;
 }
 
 static void op(int step, uintptr_t va, size_t npages)
@@ -98,7 +99,8 @@ static void cpuid(uint32_t leaf, uint32_t sub)
 static uint64_t pagemap(uintptr_t va)
 {
     uint64_t e = 0;
-    if (pread(pagemap_fd, &e, 8, (off_t)(va / PG) * 8) != 8) return 0;
+    if (pread(pagemap_fd, &e, 8, (off_t)(va / PG) * 8) != 8)
+        return 0;
     return e;
 }
 
@@ -131,13 +133,14 @@ static void report(int step, const char *tag)
 struct xsd_hdr {
     uint32_t type, req_id, tx_id, len;
 };
-#define XS_READ 2
+#define XS_READ  2
 #define XS_ERROR 16
 
 static long xs_read_long(const char *path)
 {
     int fd = open("/dev/xen/xenbus", O_RDWR);
-    if (fd < 0) return -1;
+    if (fd < 0)
+        return -1;
     char msg[sizeof(struct xsd_hdr) + 128];
     struct xsd_hdr h = {XS_READ, 1, 0, (uint32_t)strlen(path) + 1};
     memcpy(msg, &h, sizeof h);
@@ -149,7 +152,8 @@ static long xs_read_long(const char *path)
         struct xsd_hdr r;
         if (n >= (ssize_t)sizeof r) {
             memcpy(&r, rep, sizeof r);
-            if (r.type == XS_READ) v = strtol(rep + sizeof r, NULL, 10);
+            if (r.type == XS_READ)
+                v = strtol(rep + sizeof r, NULL, 10);
         }
     }
     close(fd);
@@ -168,24 +172,29 @@ static void gate(int n)
 {
     printf("WLREADY %d\n", n);
     fflush(stdout);
-    if (getenv("WL_NOGATE")) return; /* for trying the workload outside Xen */
+    if (getenv("WL_NOGATE"))
+        return; /* for trying the workload outside Xen */
     for (;;) {
         long go = xs_read_long("data/ptmon-go");
-        if (go >= n) return;
-        if (n == 1) cpuid(MAGIC_LEAF, 0);
+        if (go >= n)
+            return;
+        if (n == 1)
+            cpuid(MAGIC_LEAF, 0);
         sleep_ms(100);
     }
 }
 
 static void touch_write(uintptr_t va, size_t npages)
 {
-    for (size_t i = 0; i < npages; i++) *(volatile char *)(va + i * PG) = (char)(i + 1);
+    for (size_t i = 0; i < npages; i++)
+        *(volatile char *)(va + i * PG) = (char)(i + 1);
 }
 
 static unsigned touch_read(uintptr_t va, size_t npages)
 {
     unsigned s = 0;
-    for (size_t i = 0; i < npages; i++) s += *(volatile unsigned char *)(va + i * PG);
+    for (size_t i = 0; i < npages; i++)
+        s += *(volatile unsigned char *)(va + i * PG);
     return s;
 }
 
@@ -205,12 +214,14 @@ static void note_anon_huge(void)
     FILE *f = fopen("/proc/self/smaps", "r");
     char line[256];
     int in = 0;
-    if (!f) return;
+    if (!f)
+        return;
     while (fgets(line, sizeof line, f)) {
         unsigned long lo, hi;
         if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
             in = lo <= H_BASE && H_BASE < hi;
-        if (in && strncmp(line, "AnonHugePages:", 14) == 0) printf("WLNOTE H %s", line);
+        if (in && strncmp(line, "AnonHugePages:", 14) == 0)
+            printf("WLNOTE H %s", line);
     }
     fclose(f);
 }
@@ -220,8 +231,10 @@ static int swap_active(void)
     FILE *f = fopen("/proc/swaps", "r");
     char line[256];
     int n = 0;
-    if (!f) return 0;
-    while (fgets(line, sizeof line, f)) n++;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        n++;
     fclose(f);
     return n > 1; /* a header plus at least one device */
 }
@@ -240,11 +253,16 @@ int main(void)
     map_fixed(B_BASE, BC_PAGES * PG);
     map_fixed(H_BASE, H_SIZE);
     map_fixed(S_BASE, S_PAGES * PG);
-    for (int i = 0; i < A_PAGES; i++) add_watch(A_BASE + i * PG, "A");
-    for (int i = 0; i < BC_PAGES; i++) add_watch(B_BASE + i * PG, "B");
-    for (int i = 0; i < BC_PAGES; i++) add_watch(C_BASE + i * PG, "C");
-    for (unsigned long o = 0; o < H_SIZE; o += H_STRIDE * PG) add_watch(H_BASE + o, "H");
-    for (int i = 0; i < S_PAGES; i++) add_watch(S_BASE + i * PG, "S");
+    for (int i = 0; i < A_PAGES; i++)
+        add_watch(A_BASE + i * PG, "A");
+    for (int i = 0; i < BC_PAGES; i++)
+        add_watch(B_BASE + i * PG, "B");
+    for (int i = 0; i < BC_PAGES; i++)
+        add_watch(C_BASE + i * PG, "C");
+    for (unsigned long o = 0; o < H_SIZE; o += H_STRIDE * PG)
+        add_watch(H_BASE + o, "H");
+    for (int i = 0; i < S_PAGES; i++)
+        add_watch(S_BASE + i * PG, "S");
     set_prot(A_BASE, A_PAGES * PG, 3);
     set_prot(B_BASE, BC_PAGES * PG, 3);
     set_prot(H_BASE, H_SIZE, 3);
@@ -254,7 +272,8 @@ int main(void)
         volatile char *z = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         (void)*z;
         uint64_t e = pagemap((uintptr_t)z);
-        if (e >> 63) zero_pfn = e & ((1ULL << 55) - 1);
+        if (e >> 63)
+            zero_pfn = e & ((1ULL << 55) - 1);
         munmap((void *)z, PG);
     }
     printf("WLNOTE pid=%d watched=%d magic_leaf=0x%x zero_pfn=0x%llx swap=%d\n", getpid(), nw,
@@ -264,7 +283,9 @@ int main(void)
 
     int s;
     s = STEP(1, "touch");
-    op(s, A_BASE, A_PAGES); op(s, B_BASE, BC_PAGES); op(s, S_BASE, S_PAGES);
+    op(s, A_BASE, A_PAGES);
+    op(s, B_BASE, BC_PAGES);
+    op(s, S_BASE, S_PAGES);
     touch_write(A_BASE, A_PAGES);
     touch_write(B_BASE, BC_PAGES);
     touch_write(S_BASE, S_PAGES);
@@ -290,7 +311,8 @@ int main(void)
     report(s, "END");
 
     s = STEP(5, "mremap-move");
-    op(s, B_BASE, BC_PAGES); op(s, C_BASE, BC_PAGES);
+    op(s, B_BASE, BC_PAGES);
+    op(s, C_BASE, BC_PAGES);
     if (mremap((void *)B_BASE, BC_PAGES * PG, BC_PAGES * PG, MREMAP_MAYMOVE | MREMAP_FIXED,
                (void *)C_BASE) != (void *)C_BASE)
         printf("WLNOTE mremap failed: %s\n", strerror(errno));
@@ -302,15 +324,20 @@ int main(void)
     /* fork write-protects every private anonymous PTE of the parent; the parent's write then
      * takes a copy while the child still holds the old frame. The child waits on a pipe so the
      * copy really happens (were it gone, the parent would just reuse its frame). */
-    op(s, A_BASE, 192); op(s, C_BASE, BC_PAGES); op(s, H_BASE, H_SIZE / PG); op(s, S_BASE, S_PAGES);
+    op(s, A_BASE, 192);
+    op(s, C_BASE, BC_PAGES);
+    op(s, H_BASE, H_SIZE / PG);
+    op(s, S_BASE, S_PAGES);
     {
         int pfd[2];
-        if (pipe(pfd) != 0) return 1;
+        if (pipe(pfd) != 0)
+            return 1;
         pid_t pid = fork();
         if (pid == 0) {
             char c;
             close(pfd[1]);
-            while (read(pfd[0], &c, 1) < 0 && errno == EINTR) {}
+            while (read(pfd[0], &c, 1) < 0 && errno == EINTR) {
+            }
             _exit(0);
         }
         close(pfd[0]);
@@ -377,13 +404,16 @@ int main(void)
     {
         char *p = mmap(NULL, 64 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p != MAP_FAILED) {
-            for (size_t i = 0; i < (64u << 20); i += PG) p[i] = 1; /* builds fresh page tables */
+            for (size_t i = 0; i < (64u << 20); i += PG)
+                p[i] = 1; /* builds fresh page tables */
             munmap(p, 64 << 20);
         }
     }
     report(s, "END");
     printf("WLALIVE\n");
     fflush(stdout);
-    if (getenv("WL_NOGATE")) return 0;
-    for (;;) pause();
+    if (getenv("WL_NOGATE"))
+        return 0;
+    for (;;)
+        pause();
 }

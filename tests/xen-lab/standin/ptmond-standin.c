@@ -5,7 +5,8 @@
  * CPUID monitor event like ptmond, but then merely POLLS the guest page tables every 20 ms, so
  * it misses short-lived states and never write-protects anything.
  *
- *   ptmond-standin --domain ID --cr3-from-cpuid LEAF [--json] [--cr3-only] --va ADDR [--va ADDR ...]
+ *   ptmond-standin --domain ID --cr3-from-cpuid LEAF [--json] [--cr3-only] --va ADDR [--va ADDR
+ * ...]
  *
  * --cr3-only: print the CR3 and exit (the lab uses it when ptmond's mechanism has no CPUID events).
  *
@@ -42,7 +43,11 @@
 
 #define MAXVA 4096
 static volatile sig_atomic_t stop;
-static void on_sig(int s) { (void)s; stop = 1; }
+static void on_sig(int s)
+{
+    (void)s;
+    stop = 1;
+}
 
 struct tr {
     int present;
@@ -64,13 +69,16 @@ static int ncache;
 static const uint64_t *table(uint64_t gfn)
 {
     for (int i = 0; i < ncache; i++)
-        if (cache[i].gfn == gfn) return cache[i].p;
+        if (cache[i].gfn == gfn)
+            return cache[i].p;
     xen_pfn_t pfn = gfn;
     int err = 0;
     uint64_t *p = xenforeignmemory_map(fm, dom, PROT_READ, 1, &pfn, &err);
-    if (!p || err) return NULL;
+    if (!p || err)
+        return NULL;
     if (ncache == 512) { /* full: drop everything (tables are few, this never happens here) */
-        for (int i = 0; i < ncache; i++) xenforeignmemory_unmap(fm, cache[i].p, 1);
+        for (int i = 0; i < ncache; i++)
+            xenforeignmemory_unmap(fm, cache[i].p, 1);
         ncache = 0;
     }
     cache[ncache].gfn = gfn;
@@ -86,10 +94,13 @@ static int opt_max_level = 4; /* --max-level L: trap only tables of level <= L (
 
 static void note_pt(uint64_t gfn, int level)
 {
-    if (!collect || level > opt_max_level) return;
+    if (!collect || level > opt_max_level)
+        return;
     for (int i = 0; i < npts; i++)
-        if (pts[i] == gfn) return;
-    if (npts < 4096) pts[npts++] = gfn;
+        if (pts[i] == gfn)
+            return;
+    if (npts < 4096)
+        pts[npts++] = gfn;
 }
 
 static struct tr walk(uint64_t cr3, uint64_t va)
@@ -100,9 +111,11 @@ static struct tr walk(uint64_t cr3, uint64_t va)
     for (int l = 4; l >= 1; l--) {
         note_pt(gfn, l);
         const uint64_t *tb = table(gfn);
-        if (!tb) return t;
+        if (!tb)
+            return t;
         uint64_t e = tb[(va >> (12 + 9 * (l - 1))) & 511];
-        if (!(e & 1)) return t;
+        if (!(e & 1))
+            return t;
         w &= (int)((e >> 1) & 1);
         if (l == 1 || (l <= 3 && (e & 0x80))) {
             t.size = 1ULL << (12 + 9 * (l - 1));
@@ -125,11 +138,13 @@ static int tr_differ(const struct tr *a, const struct tr *b)
 static void print_tr(const char *ev, uint64_t va, const struct tr *t)
 {
     if (t->present)
-        printf("{\"event\":\"%s\",\"va\":\"0x%" PRIx64 "\",\"after\":{\"present\":true,\"frame\":\"0x%" PRIx64
-               "\",\"page_size\":%" PRIu64 ",\"rights\":\"r%c\"}}\n",
+        printf("{\"event\":\"%s\",\"va\":\"0x%" PRIx64
+               "\",\"after\":{\"present\":true,\"frame\":\"0x%" PRIx64 "\",\"page_size\":%" PRIu64
+               ",\"rights\":\"r%c\"}}\n",
                ev, va, t->frame, t->size, t->w ? 'w' : '-');
     else
-        printf("{\"event\":\"%s\",\"va\":\"0x%" PRIx64 "\",\"after\":{\"present\":false}}\n", ev, va);
+        printf("{\"event\":\"%s\",\"va\":\"0x%" PRIx64 "\",\"after\":{\"present\":false}}\n", ev,
+               va);
 }
 
 /* ---- --ioreq: write-trap the table frames through an ioreq server ---------------------------- */
@@ -148,28 +163,39 @@ static void retype(xendevicemodel_handle *dm, uint64_t cr3)
 {
     npts = 0;
     collect = 1;
-    for (int i = 0; i < nva; i++) (void)walk(cr3, vas[i]);
+    for (int i = 0; i < nva; i++)
+        (void)walk(cr3, vas[i]);
     collect = 0;
     for (int i = 0; i < npts; i++) {
         int have = 0;
-        for (int j = 0; j < ntyped; j++) have |= typed[j] == pts[i];
+        for (int j = 0; j < ntyped; j++)
+            have |= typed[j] == pts[i];
         if (!have && ntyped < 4096) {
             if (opt_preset_a) {
                 uint64_t *t = (uint64_t *)rw_map(pts[i]);
                 for (int k = 0; t && k < 512; k++)
-                    if ((t[k] & 1) && !(t[k] & 0x20)) { __atomic_or_fetch(&t[k], 0x20, __ATOMIC_SEQ_CST); preset_a++; }
-                if (t) xenforeignmemory_unmap(fm, t, 1);
+                    if ((t[k] & 1) && !(t[k] & 0x20)) {
+                        __atomic_or_fetch(&t[k], 0x20, __ATOMIC_SEQ_CST);
+                        preset_a++;
+                    }
+                if (t)
+                    xenforeignmemory_unmap(fm, t, 1);
             }
-            if (xendevicemodel_set_mem_type(dm, dom, HVMMEM_ioreq_server, pts[i], 1) == 0) typed[ntyped++] = pts[i];
-            else fprintf(stderr, "standin: set_mem_type(0x%" PRIx64 ", ioreq_server): %s\n", pts[i], strerror(errno));
+            if (xendevicemodel_set_mem_type(dm, dom, HVMMEM_ioreq_server, pts[i], 1) == 0)
+                typed[ntyped++] = pts[i];
+            else
+                fprintf(stderr, "standin: set_mem_type(0x%" PRIx64 ", ioreq_server): %s\n", pts[i],
+                        strerror(errno));
         }
     }
     for (int j = 0; j < ntyped; j++) {
         int still = 0;
-        for (int i = 0; i < npts; i++) still |= typed[j] == pts[i];
+        for (int i = 0; i < npts; i++)
+            still |= typed[j] == pts[i];
         if (!still) {
             if (xendevicemodel_set_mem_type(dm, dom, HVMMEM_ram_rw, typed[j], 1))
-                fprintf(stderr, "standin: set_mem_type(0x%" PRIx64 ", ram_rw): %s\n", typed[j], strerror(errno));
+                fprintf(stderr, "standin: set_mem_type(0x%" PRIx64 ", ram_rw): %s\n", typed[j],
+                        strerror(errno));
             typed[j--] = typed[--ntyped];
         }
     }
@@ -190,15 +216,26 @@ static void do_access(volatile ioreq_t *rq)
     for (uint64_t k = 0; k < count; k++) {
         uint64_t a = rq->addr + (rq->df ? -(int64_t)k : (int64_t)k) * size, v = 0;
         uint8_t *pg = rw_map(a >> 12);
-        if (!pg || (a & 0xfff) + size > 4096) { ioreq_other++; if (pg) xenforeignmemory_unmap(fm, pg, 1); continue; }
+        if (!pg || (a & 0xfff) + size > 4096) {
+            ioreq_other++;
+            if (pg)
+                xenforeignmemory_unmap(fm, pg, 1);
+            continue;
+        }
         if (rq->dir == IOREQ_WRITE) {
             if (rq->data_is_ptr) {
                 uint64_t src = rq->data + (rq->df ? -(int64_t)k : (int64_t)k) * size;
                 uint8_t *sp = rw_map(src >> 12);
-                if (sp) { memcpy(&v, sp + (src & 0xfff), size); xenforeignmemory_unmap(fm, sp, 1); }
+                if (sp) {
+                    memcpy(&v, sp + (src & 0xfff), size);
+                    xenforeignmemory_unmap(fm, sp, 1);
+                }
             } else
                 v = rq->data;
-            if (opt_preset_a && size == 8 && (v & 1) && !(v & 0x20)) { v |= 0x20; preset_a++; }
+            if (opt_preset_a && size == 8 && (v & 1) && !(v & 0x20)) {
+                v |= 0x20;
+                preset_a++;
+            }
             memcpy(pg + (a & 0xfff), &v, size);
             ioreq_writes++;
         } else if (!rq->data_is_ptr) {
@@ -222,10 +259,12 @@ static int ioreq_loop(uint64_t cr3)
         return -1;
     }
     xenforeignmemory_resource_handle *res = xenforeignmemory_map_resource(
-        fm, dom, XENMEM_resource_ioreq_server, id, XENMEM_resource_ioreq_server_frame_ioreq(0), 1, &iop,
-        PROT_READ | PROT_WRITE, 0);
-    if (!res || xendevicemodel_set_ioreq_server_state(dm, dom, id, 1)) goto out;
-    volatile ioreq_t *rq = &((shared_iopage_t *)iop)->vcpu_ioreq[0]; /* the lab's domU has one vCPU */
+        fm, dom, XENMEM_resource_ioreq_server, id, XENMEM_resource_ioreq_server_frame_ioreq(0), 1,
+        &iop, PROT_READ | PROT_WRITE, 0);
+    if (!res || xendevicemodel_set_ioreq_server_state(dm, dom, id, 1))
+        goto out;
+    volatile ioreq_t *rq =
+        &((shared_iopage_t *)iop)->vcpu_ioreq[0]; /* the lab's domU has one vCPU */
     port = xenevtchn_bind_interdomain(xe, dom, rq->vp_eport);
     if (port < 0 || xendevicemodel_map_mem_type_to_ioreq_server(dm, dom, id, HVMMEM_ioreq_server,
                                                                 XEN_DMOP_IOREQ_MEM_ACCESS_WRITE))
@@ -240,7 +279,8 @@ static int ioreq_loop(uint64_t cr3)
         struct pollfd p = {xenevtchn_fd(xe), POLLIN, 0};
         if (poll(&p, 1, 100) > 0) {
             int pp = xenevtchn_pending(xe);
-            if (pp >= 0) xenevtchn_unmask(xe, pp);
+            if (pp >= 0)
+                xenevtchn_unmask(xe, pp);
         }
         if (rq->state != STATE_IOREQ_READY) {
             /* No trapped write: tables that appeared on an untrapped level (--max-level) are
@@ -260,8 +300,10 @@ static int ioreq_loop(uint64_t cr3)
         }
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         rq->state = STATE_IOREQ_INPROCESS;
-        if (rq->type == IOREQ_TYPE_COPY) do_access(rq);
-        else ioreq_other++;
+        if (rq->type == IOREQ_TYPE_COPY)
+            do_access(rq);
+        else
+            ioreq_other++;
         /* The guest is blocked until we answer: re-walk now, so every change is seen in order. */
         for (int i = 0; i < nva; i++) {
             struct tr t = walk(cr3, vas[i]);
@@ -280,14 +322,18 @@ static int ioreq_loop(uint64_t cr3)
     rc = 0;
     xc_domain_pause(xch, dom);
     for (int j = 0; j < ntyped; j++)
-        if (xendevicemodel_set_mem_type(dm, dom, HVMMEM_ram_rw, typed[j], 1)) rc = -1;
-    printf("{\"event\":\"detach\",\"restored\":%d,\"restore_errors\":%d,\"writes\":%lu,\"other\":%lu,\"preset_a\":%lu}\n",
+        if (xendevicemodel_set_mem_type(dm, dom, HVMMEM_ram_rw, typed[j], 1))
+            rc = -1;
+    printf("{\"event\":\"detach\",\"restored\":%d,\"restore_errors\":%d,\"writes\":%lu,\"other\":%"
+           "lu,\"preset_a\":%lu}\n",
            ntyped, rc ? 1 : 0, ioreq_writes, ioreq_other, preset_a);
     ntyped = 0;
     xc_domain_unpause(xch, dom);
 out:
-    if (rc) fprintf(stderr, "standin: ioreq setup: %s\n", strerror(errno));
-    if (mapped) xendevicemodel_map_mem_type_to_ioreq_server(dm, dom, id, HVMMEM_ioreq_server, 0);
+    if (rc)
+        fprintf(stderr, "standin: ioreq setup: %s\n", strerror(errno));
+    if (mapped)
+        xendevicemodel_map_mem_type_to_ioreq_server(dm, dom, id, HVMMEM_ioreq_server, 0);
     xendevicemodel_destroy_ioreq_server(dm, dom, id);
     return rc;
 }
@@ -297,14 +343,24 @@ int main(int argc, char **argv)
     uint32_t leaf = 0;
     int use_ioreq = 0, cr3_only = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--domain") && i + 1 < argc) dom = strtoul(argv[++i], NULL, 0);
-        else if (!strcmp(argv[i], "--cr3-from-cpuid") && i + 1 < argc) leaf = strtoul(argv[++i], NULL, 0);
-        else if (!strcmp(argv[i], "--va") && i + 1 < argc && nva < MAXVA) vas[nva++] = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(argv[i], "--ioreq")) use_ioreq = 1;
-        else if (!strcmp(argv[i], "--cr3-only")) cr3_only = 1;
-        else if (!strcmp(argv[i], "--preset-a")) opt_preset_a = 1;
-        else if (!strcmp(argv[i], "--max-level") && i + 1 < argc) opt_max_level = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--json")) { fprintf(stderr, "bad argument %s\n", argv[i]); return 2; }
+        if (!strcmp(argv[i], "--domain") && i + 1 < argc)
+            dom = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--cr3-from-cpuid") && i + 1 < argc)
+            leaf = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--va") && i + 1 < argc && nva < MAXVA)
+            vas[nva++] = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--ioreq"))
+            use_ioreq = 1;
+        else if (!strcmp(argv[i], "--cr3-only"))
+            cr3_only = 1;
+        else if (!strcmp(argv[i], "--preset-a"))
+            opt_preset_a = 1;
+        else if (!strcmp(argv[i], "--max-level") && i + 1 < argc)
+            opt_max_level = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--json")) {
+            fprintf(stderr, "bad argument %s\n", argv[i]);
+            return 2;
+        }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGINT, on_sig);
@@ -312,17 +368,26 @@ int main(int argc, char **argv)
     xc_interface *xch = xc_interface_open(NULL, NULL, 0);
     xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
     fm = xenforeignmemory_open(NULL, 0);
-    if (!xch || !xce || !fm) { perror("open"); return 1; }
+    if (!xch || !xce || !fm) {
+        perror("open");
+        return 1;
+    }
 
     /* 1. learn CR3 from the workload's CPUID(leaf), answered like xen-access does */
     uint32_t rport;
     void *ring = xc_monitor_enable(xch, dom, &rport);
-    if (!ring) { fprintf(stderr, "xc_monitor_enable: %s\n", strerror(errno)); return 1; }
+    if (!ring) {
+        fprintf(stderr, "xc_monitor_enable: %s\n", strerror(errno));
+        return 1;
+    }
     int lport = xenevtchn_bind_interdomain(xce, dom, rport);
     vm_event_back_ring_t back;
     SHARED_RING_INIT((vm_event_sring_t *)ring);
     BACK_RING_INIT(&back, (vm_event_sring_t *)ring, XC_PAGE_SIZE);
-    if (lport < 0 || xc_monitor_cpuid(xch, dom, 1)) { fprintf(stderr, "cpuid monitor: %s\n", strerror(errno)); return 1; }
+    if (lport < 0 || xc_monitor_cpuid(xch, dom, 1)) {
+        fprintf(stderr, "cpuid monitor: %s\n", strerror(errno));
+        return 1;
+    }
     uint64_t cr3 = 0;
     unsigned long events = 0;
     time_t deadline = time(NULL) + 120; /* a guest that never executes the CPUID: give up */
@@ -330,7 +395,8 @@ int main(int argc, char **argv)
         struct pollfd p = {xenevtchn_fd(xce), POLLIN, 0};
         if (poll(&p, 1, 100) > 0) {
             int port = xenevtchn_pending(xce);
-            if (port >= 0) xenevtchn_unmask(xce, port);
+            if (port >= 0)
+                xenevtchn_unmask(xce, port);
         }
         while (RING_HAS_UNCONSUMED_REQUESTS(&back)) {
             vm_event_request_t req;
@@ -347,7 +413,8 @@ int main(int argc, char **argv)
                 rsp.data = req.data;
                 rsp.data.regs.x86.rip += req.u.cpuid.insn_length;
                 rsp.flags |= VM_EVENT_FLAG_SET_REGISTERS;
-                if (req.u.cpuid.leaf == leaf && !cr3) cr3 = req.data.regs.x86.cr3;
+                if (req.u.cpuid.leaf == leaf && !cr3)
+                    cr3 = req.data.regs.x86.cr3;
             }
             events++;
             memcpy(RING_GET_RESPONSE(&back, back.rsp_prod_pvt), &rsp, sizeof rsp);
@@ -362,11 +429,13 @@ int main(int argc, char **argv)
     xenevtchn_unbind(xce, lport);
     munmap(ring, XC_PAGE_SIZE);
     if (!cr3) {
-        fprintf(stderr, "standin: no CPUID 0x%x from the guest in 120 s (%lu other events)\n", leaf, events);
+        fprintf(stderr, "standin: no CPUID 0x%x from the guest in 120 s (%lu other events)\n", leaf,
+                events);
         return 1;
     }
     printf("{\"event\":\"cr3\",\"cr3\":\"0x%" PRIx64 "\",\"cpuid_events\":%lu}\n", cr3, events);
-    if (cr3_only) return 0; /* the lab's CR3 source for a ptmond that cannot take CPUID events */
+    if (cr3_only)
+        return 0; /* the lab's CR3 source for a ptmond that cannot take CPUID events */
 
     /* 2. poll the translations, or trap the writes to the tables (--ioreq) */
     for (int i = 0; i < nva; i++) {
@@ -393,7 +462,9 @@ int main(int argc, char **argv)
             }
         }
     }
-    for (int i = 0; i < ncache; i++) xenforeignmemory_unmap(fm, cache[i].p, 1);
-    printf("{\"event\":\"stats\",\"polls\":%lu,\"changes\":%lu,\"tables_mapped\":%d}\n", polls, changes, ncache);
+    for (int i = 0; i < ncache; i++)
+        xenforeignmemory_unmap(fm, cache[i].p, 1);
+    printf("{\"event\":\"stats\",\"polls\":%lu,\"changes\":%lu,\"tables_mapped\":%d}\n", polls,
+           changes, ncache);
     return 0;
 }
