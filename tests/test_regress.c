@@ -1,10 +1,11 @@
 /*
- * test_regress.c — regressions: one scenario per engine bug an internal review found (B1-B10 in
- * the issue notes), each asserting the behaviour SPEC.md asks for.
+ * test_regress.c — regressions: one scenario per engine bug an internal review (B1-B10) or the
+ * differential fuzzer (N1-N4, tests/fuzz) found, each asserting the behaviour SPEC.md asks for.
  */
 #include "engine_fixture.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* internals: to fast-forward the event counters (B10) and count collection visits (B5) */
 #include "core/internal.h"
@@ -416,9 +417,10 @@ static void post_deny_tells_entry_whose_read_failed_what_stands(void **state)
     guest_free(g);
 }
 
-/* PRE 4-byte store into a watched 8-byte entry; reading the other half fails. ptmon performs the
- * write itself so that the commit closing the event re-reads the entry: the tree is never left
- * stale after the event returns (it used to stay so until the next commit). */
+/* PRE 4-byte store into a watched 8-byte entry; reading the other half fails. The commit closing
+ * the event reads the entry again, through the pending bytes (the backend writes them after the
+ * event): the tree is not left stale after the event returns (it used to be until the next
+ * commit). */
 static void pre_partial_store_with_failed_read_is_resynced_in_the_event(void **state)
 {
     struct guest *g = guest_new(*state, 64 * MIB);
@@ -434,6 +436,245 @@ static void pre_partial_store_with_failed_read_is_resynced_in_the_event(void **s
     assert_int_equal(g->ncalls, 1);
     assert_int_equal(g->calls[0].change.vcpu, PTMON_VCPU_NONE); /* found by the commit */
     assert_int_equal(g->calls[0].change.after.frame, f2);
+    guest_free(g);
+}
+
+/* ---- N1-N4: found by the differential fuzzer (tests/fuzz), and what unread entries do ------- */
+
+/* A backend that does not know the bytes of a PRE write (ptmon has it performed through
+ * emulate_write(bytes = NULL)). */
+static int handler_without_pre_bytes(void *ctx, const ptmon_mem_event *ev)
+{
+    ptmon_mem_event e = *ev;
+    if (e.delivery == PTMON_DELIVERY_PRE)
+        e.bytes = NULL;
+    return ptmon_handle_event(ctx, &e);
+}
+
+/* Re-create g->pm on a copy of the fake's glue without emulate_write (a backend that performs
+ * every allowed PRE write itself, after the event). */
+static void use_glue_without_emulate(struct guest *g, ptmon_glue *glue)
+{
+    ptmon_config pc = PTMON_CONFIG_INIT;
+    ptmon_destroy(g->pm);
+    *glue = *ptmon_fake_glue(g->fake);
+    glue->emulate_write = NULL;
+    pc.paging = ptmon_fake_get_config(g->fake)->paging;
+    assert_int_equal(ptmon_create(glue, &pc, &g->pm), 0);
+    ptmon_fake_set_handler(g->fake, fixture_handler, g->pm);
+}
+
+/* N1. SPEC §4 Deny: "with pre-write delivery the write is then not performed". Without the
+ * bytes ptmon must have the write performed to learn them; a deny then undoes the whole store,
+ * the unwatched entry beside the watched one included (it used to stay written). */
+static void denied_pre_write_without_bytes_leaves_the_whole_range_unwritten(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 0x1000, f1, RWU);
+    watch_va(g, VA); /* VA + 0x1000's PTE is in the same table, unwatched */
+    ptmon_fake_set_handler(g->fake, handler_without_pre_bytes, g->pm);
+    g->deny_va_set = 1;
+    g->deny_va = VA;
+    uint64_t before = get_entry(g, VA + 0x1000, 1);
+    uint64_t e[2] = {f2 | RWU | PTMON_PTE_P, f2 | RWU | PTMON_PTE_P};
+    (void)ptmon_fake_store(g->fake, 0, entry_gpa(g, VA, 1), e, 16);
+    g->deny_va_set = 0;
+    assert_int_equal(get_entry(g, VA, 1), f1 | RWU | PTMON_PTE_P);
+    assert_int_equal(get_entry(g, VA + 0x1000, 1), before);
+    assert_int_equal(g->ncalls, 2);
+    assert_int_equal(g->calls[1].change.reverted, 1);
+    guest_free(g);
+}
+
+/* The page directory maps itself at index 3: the PT of a VA with PD index 3 is the PD, and its
+ * PTE 4 is PDE 4. One 16-byte store then covers PDE 3 (the watch's upper entry) and PDE 4 (its
+ * PTE under the old PDE 3). @return the VA; *pde3 its PDE's address. */
+static uint64_t self_mapped_pd(struct guest *g, uint64_t f1, uint64_t *pde3)
+{
+    uint64_t va = (3ull << 21) | (4ull << 12), pd;
+    map4k(g, va, f1, RWU);
+    *pde3 = entry_gpa(g, va, 2);
+    pd = *pde3 & ~0xfffull;
+    set_entry(g, va, 2, pd | RWU | PTMON_PTE_P);
+    assert_int_equal(ptmon_fake_poke(g->fake, pd + 4 * 8, &(uint64_t){f1 | RWU | PTMON_PTE_P}, 8),
+                     0);
+    return va;
+}
+
+/* N2. In a POST event the read of a changed upper entry fails, the read of the changed entry
+ * below it does not. A callback made of the new lower entry and the stale upper one would report
+ * a translation that never existed: the watch waits for the commit that reads the upper entry
+ * again, and is told once, exactly. */
+static void read_failure_holds_the_callback_until_the_path_is_read(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g), f3 = new_frame(g), other = new_frame(g);
+    uint64_t pde3, va = self_mapped_pd(g, f1, &pde3);
+    assert_int_equal(
+        ptmon_fake_poke(g->fake, other + 4 * 8, &(uint64_t){f3 | RWU | PTMON_PTE_P}, 8), 0);
+    struct ptmon_watch *w = watch_va(g, va);
+    assert_int_equal(ptmon_watch_translation(w).frame, f1);
+    /* PDE 3 -> other (its slot 4 maps f3); PDE 4, the old PTE, -> f2; the first read fails */
+    uint64_t e[2] = {other | RWU | PTMON_PTE_P, f2 | RWU | PTMON_PTE_P};
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 1, PTMON_EIO);
+    assert_int_equal(ptmon_fake_store(g->fake, 0, pde3, e, 16), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.before.frame, f1);
+    assert_int_equal(g->calls[0].change.after.frame, f3);
+    assert_int_equal(g->calls[0].change.vcpu, PTMON_VCPU_NONE); /* the event's commit */
+    assert_int_equal(ptmon_watch_translation(w).frame, f3);
+    guest_free(g);
+}
+
+/* The same with PDE 3 rewritten unchanged: re-read, it has not moved, yet the watch waited on it
+ * and must now be told the change of its PTE. (POST only: a PRE event reads the store's own
+ * bytes.) */
+static void entry_read_again_unchanged_still_releases_its_waiting_watch(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    uint64_t pde3, va = self_mapped_pd(g, f1, &pde3);
+    struct ptmon_watch *w = watch_va(g, va);
+    uint64_t e[2] = {get_entry(g, va, 2), f2 | RWU | PTMON_PTE_P};
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 1, PTMON_EIO);
+    assert_int_equal(ptmon_fake_store(g->fake, 0, pde3, e, 16), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.before.frame, f1);
+    assert_int_equal(g->calls[0].change.after.frame, f2);
+    assert_int_equal(ptmon_watch_translation(w).frame, f2);
+    guest_free(g);
+}
+
+/* N3. A PRE write of unknown bytes whose emulate_write fails is left to the backend (ALLOW, an
+ * error logged). Its watched entries are read again at the next commit and the watch told: it
+ * used to miss the change for good. */
+static void failed_emulate_of_unknown_bytes_is_read_at_the_next_commit(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *w = watch_va(g, VA);
+    ptmon_fake_set_handler(g->fake, handler_without_pre_bytes, g->pm);
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_EMULATE_WRITE, 1, PTMON_EIO);
+    assert_int_equal(
+        ptmon_fake_store_int(g->fake, 0, entry_gpa(g, VA, 1), f2 | RWU | PTMON_PTE_P, 8), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_EMULATE_WRITE));
+    assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f2); /* the backend wrote it */
+    assert_int_equal(g->ncalls, 0);                        /* ... after the event */
+    assert_int_equal(ptmon_commit(g->pm), 0);
+    assert_int_equal(ptmon_watch_translation(w).frame, f2);
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.after.frame, f2);
+    guest_free(g);
+}
+
+/* N4. Backend without emulate_write: a read failure in a PRE event leaves the entry to be read
+ * after the backend's write. The next PRE event's commit runs before that event's write lands:
+ * it must not read the entries that write changes (it used to, putting the tree back to the old
+ * value for good). Only the entries whose read failed are read again. */
+static void pending_reread_does_not_undo_the_next_pre_write(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    ptmon_glue glue;
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    use_glue_without_emulate(g, &glue);
+    struct ptmon_watch *w = watch_va(g, VA);
+    uint64_t pte = entry_gpa(g, VA, 1);
+    /* 1: a half-entry write (same bytes) whose read of the other half fails */
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 1, PTMON_EIO);
+    assert_int_equal(ptmon_fake_store_int(g->fake, 0, pte + 4, 0, 4), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    /* 2: a remap, PRE with bytes, allowed and written by the backend */
+    assert_int_equal(ptmon_fake_store_int(g->fake, 0, pte, f2 | RWU | PTMON_PTE_P, 8), 0);
+    assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f2);
+    assert_int_equal(ptmon_watch_translation(w).frame, f2);
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.vcpu, 0);
+    guest_free(g);
+}
+
+/* A commit after a read failure reads the entries that failed, not every watched entry (the
+ * whole tree used to be read again: with a guest that keeps an entry unreadable, every event). */
+static void commit_reads_only_the_entries_whose_read_failed(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    for (unsigned i = 0; i < 64; i++) {
+        map4k(g, VA + i * 0x1000ull, f1, RWU);
+        watch_va(g, VA + i * 0x1000ull);
+    }
+    ptmon_fake_reset_calls(g->fake);
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_READ_GPA, 1, PTMON_EIO);
+    /* its decode read fails; the event's commit reads it again */
+    assert_int_equal(ptmon_fake_map(g->fake, g->cr3, VA, f2, 4 * KIB, RWU), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_READ_GPA), 2);
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.after.frame, f2);
+    guest_free(g);
+}
+
+/* While an entry stays unreadable, the watches through it keep their record, ptmon_check says
+ * why, and every commit tries again; the first that reads it tells them. */
+static void watch_waits_while_its_entry_stays_unreadable(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    ptmon_finding f[8];
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *w = watch_va(g, VA);
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, UINT64_MAX, PTMON_EIO);
+    assert_int_equal(
+        ptmon_fake_store_int(g->fake, 0, entry_gpa(g, VA, 1), f2 | RWU | PTMON_PTE_P, 8), 0);
+    assert_int_equal(ptmon_commit(g->pm), 0); /* still unreadable: nothing to tell */
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+    assert_int_equal(ptmon_watch_translation(w).frame, f1);
+    assert_int_equal(g->ncalls, 0);
+    int n = ptmon_check(g->pm, f, 8), unread_said = 0;
+    assert_true(n >= 1);
+    for (int i = 0; i < n && i < 8; i++)
+        unread_said |= strstr(f[i].text, "unread") != NULL;
+    assert_true(unread_said);
+    assert_int_equal(ptmon_commit(g->pm), 0);
+    assert_int_equal(ptmon_watch_translation(w).frame, f2);
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.vcpu, PTMON_VCPU_NONE);
+    guest_free(g);
+}
+
+/* Found by the fuzzer after N1-N4: the commit closing a PRE event runs before the backend
+ * performs the write it was allowed. A placement it retries must read through that write (it
+ * read the old entry, and the tree stayed stale once the write landed). W's PDE moves to the
+ * page table of X; reading W's entry there fails three times (at once, the retry before
+ * delivery, the event's commit): W waits, incomplete. Then the guest writes that entry: not a
+ * watched slot yet, so ALLOW, and the event's commit completes W's placement. */
+static void placement_retried_at_commit_reads_the_pending_write(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g), f3 = new_frame(g), pt = g->mc->large;
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + pt + 0x1000, f2, RWU); /* X: slot 1 of the next PT */
+    watch_va(g, VA + pt + 0x1000);
+    struct ptmon_watch *w = watch_va(g, VA);
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, 3, PTMON_EIO);
+    /* W's PDE -> X's PT, whose slot 0 is empty */
+    assert_int_equal(ptmon_fake_set_entry(g->fake, g->cr3, VA, 2, get_entry(g, VA + pt, 2)), 0);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+    assert_int_equal(ptmon_watch_translation(w).frame, f1); /* waits */
+    uint64_t slot0 = get_entry(g, VA + pt, 2) & ~0xfffull;
+    assert_int_equal(ptmon_fake_store_int(g->fake, 1, slot0, f3 | RWU | PTMON_PTE_P, esize(g)), 0);
+    assert_consistent(g);
+    assert_int_equal(ptmon_watch_translation(w).frame, f3);
+    const struct call *c = call_for(g, VA);
+    assert_non_null(c);
+    assert_int_equal(c->change.before.frame, f1);
+    assert_int_equal(c->change.after.frame, f3);
     guest_free(g);
 }
 
@@ -489,6 +730,17 @@ int main(void)
         ON(consecutive_watches_follow_moves_and_address_spaces, prepae),
         ON(commit_inside_hook_callback, pre4),
         ON(commit_inside_callback, pre4),
+        ON(denied_pre_write_without_bytes_leaves_the_whole_range_unwritten, pre4),
+        ON(denied_pre_write_without_bytes_leaves_the_whole_range_unwritten, pre32),
+        ON(read_failure_holds_the_callback_until_the_path_is_read, post4),
+        ON(entry_read_again_unchanged_still_releases_its_waiting_watch, post4),
+        ON(failed_emulate_of_unknown_bytes_is_read_at_the_next_commit, pre4),
+        ON(pending_reread_does_not_undo_the_next_pre_write, pre4),
+        ON(commit_reads_only_the_entries_whose_read_failed, post4),
+        ON(watch_waits_while_its_entry_stays_unreadable, post4),
+        ON(placement_retried_at_commit_reads_the_pending_write, pre4),
+        ON(placement_retried_at_commit_reads_the_pending_write, pre32),
+        ON(placement_retried_at_commit_reads_the_pending_write, prepae),
     };
     if (getenv("T"))
         cmocka_set_test_filter(getenv("T"));

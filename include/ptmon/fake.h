@@ -317,6 +317,13 @@ PTMON_EXTERN const char *ptmon_fake_op_name(enum ptmon_fake_op op);
 PTMON_EXTERN void ptmon_fake_fail_nth(ptmon_fake *fake, enum ptmon_fake_op op, uint64_t nth,
                                       int error);
 
+/**
+ * Like ptmon_fake_fail_nth, but the @p count calls from the @p nth on fail (UINT64_MAX: every
+ * call from then on, until disarmed with @p count or @p nth = 0): a resource that stays broken.
+ */
+PTMON_EXTERN void ptmon_fake_fail_calls(ptmon_fake *fake, enum ptmon_fake_op op, uint64_t nth,
+                                        uint64_t count, int error);
+
 /** @return 1 if the injected failure armed for @p op has fired since it was armed, else 0. */
 PTMON_EXTERN int ptmon_fake_failure_fired(const ptmon_fake *fake, enum ptmon_fake_op op);
 

@@ -404,7 +404,8 @@ typedef struct ptmon_change {
     uint64_t va;              /**< the watched VA */
     ptmon_translation before; /**< as last reported: the latest state the watch was in */
     ptmon_translation after;  /**< as it is after this write */
-    unsigned level;           /**< level of the entry whose write caused the change */
+    unsigned level;           /**< level of the entry whose write caused the change (the
+                                   highest, if one write changed several on the path) */
     uint32_t vcpu;            /**< the vCPU that wrote */
     /** 1 when this call undoes a change reported earlier in the same event because a later
      *  callback denied the write; its return value is ignored. */

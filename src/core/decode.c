@@ -10,6 +10,13 @@
 #include "core/entry.h"
 #include "core/walk.h"
 
+/* The slot of @p chain cannot be known now: its nodes wait for a commit to read it again. */
+static void slot_unreadable(ptmon *pm, struct entry *chain)
+{
+    for (; chain; chain = chain->slot_next)
+        entry_mark_unread(pm, chain);
+}
+
 /* The watched entries of @p t the write changes, in address order. */
 size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
                     struct slot_change *out)
@@ -21,28 +28,44 @@ size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
     size_t n = 0;
 
     for (unsigned slot = first; slot <= last; slot++) {
-        struct entry *e;
+        const struct entry *e;
+        struct entry *chain;
         uint64_t value;
         if (!table_slot_watched(t, slot))
             continue;
-        e = table_slot_chain(t, slot);
-        if (entry_read(pm, frame + slot * esize, &value) < 0) {
-            /* a commit re-reads every watched entry, once the write is in memory */
-            if (pm->pending.bytes)
-                pm->resync_later = 1;
-            else
-                pm->resync = 1;
+        chain = table_slot_chain(t, slot);
+        int rc = entry_read(pm, frame + slot * esize, &value);
+        if (rc < 0) {
+            glue_log(&pm->glue, PTMON_LOG_WARN, "entry 0x%llx unreadable (%s): re-read at commit",
+                     (unsigned long long)chain->gpa, ptmon_strerror(rc));
+            slot_unreadable(pm, chain);
             continue;
         }
-        e = entry_first_stale(e, value);
-        if (!e)
+        if (entry_chain_unread(chain)) {
+            /* Read again: reported even if equal, so that the watches waiting for it are told.
+             * What it held before this write is unknown: a deny leaves it as written. */
+            out[n].old_value = value;
+        } else if ((e = entry_first_stale(chain, value)) != NULL) {
+            out[n].old_value = e->value;
+        } else {
             continue;
+        }
         out[n].gpa = frame + slot * esize;
-        out[n].old_value = e->value;
         out[n].new_value = value;
         n++;
     }
     return n;
+}
+
+void decode_mark_unread(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size)
+{
+    unsigned esize = pm->esize;
+    unsigned first = (unsigned)((gpa & 0xfff) / esize);
+    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
+
+    for (unsigned slot = first; slot <= last; slot++)
+        if (table_slot_watched(t, slot))
+            slot_unreadable(pm, table_slot_chain(t, slot));
 }
 
 /* Quick test without reading anything: does the write touch a watched slot at all? */

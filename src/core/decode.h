@@ -21,10 +21,15 @@ int decode_touches_watched(const ptmon *pm, const struct table *t, uint64_t gpa,
  * Store in @p out (room for 4096 / entry size) the watched entries of @p t whose value the write
  * [gpa, gpa + size) changes, in address order: old = the cached value of the first node on the
  * slot that differs, new = memory merged with the pending PRE bytes. An entry that cannot be read
- * is skipped and a re-read scheduled.
+ * is skipped and its nodes marked unread (a commit reads them again). An entry marked unread that
+ * reads now is always reported, with old = new (its earlier value is unknown).
  * @return the number of changes.
  */
 size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
                     struct slot_change *out);
+
+/** Mark the nodes of every watched entry in [gpa, gpa + size) unread: a write of unknown bytes
+ *  will land there after the event. */
+void decode_mark_unread(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size);
 
 #endif

@@ -170,6 +170,32 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
     return 0;
 }
 
+void entry_mark_unread(ptmon *pm, struct entry *e)
+{
+    if (e->unread)
+        return;
+    e->unread = 1;
+    e->table->unread++;
+    pm->unread++;
+}
+
+void entry_mark_read(ptmon *pm, struct entry *e)
+{
+    if (!e->unread)
+        return;
+    e->unread = 0;
+    e->table->unread--;
+    pm->unread--;
+}
+
+int entry_chain_unread(const struct entry *chain)
+{
+    for (; chain; chain = chain->slot_next)
+        if (chain->unread)
+            return 1;
+    return 0;
+}
+
 struct entry *entry_first_stale(struct entry *chain, uint64_t value)
 {
     while (chain && chain->value == value)
@@ -181,6 +207,7 @@ void entry_put(ptmon *pm, struct entry *e)
 {
     if (--e->refs)
         return;
+    entry_mark_read(pm, e);
     table_unlink(pm, e->table, entry_slot(pm, e->gpa), e);
     entry_free(pm, e);
     pm->stats.nodes--;

@@ -24,6 +24,7 @@ struct entry {
     uint8_t level;
     uint8_t kind;   /* enum pt_kind of value, kept with it by entry_set_value */
     uint8_t rights; /* PTMON_RIGHT_* value contributes */
+    uint8_t unread; /* the last read of the slot failed: value may be stale (entry_mark_unread) */
 };
 
 /** Set the cached value and its decoded kind and rights. */
@@ -56,6 +57,19 @@ struct entry *entry_find(const ptmon *pm, uint64_t gpa, unsigned level);
  * changed.
  */
 int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out);
+
+/**
+ * A read of @p e's slot failed: its cached value may no longer be memory's. The watches through
+ * it are not called until a commit reads the slot again (watch.c), so that no callback reports a
+ * translation made of a stale entry. Counted in its table and the instance.
+ */
+void entry_mark_unread(ptmon *pm, struct entry *e);
+
+/** The slot of @p e was read again: clear the mark. */
+void entry_mark_read(ptmon *pm, struct entry *e);
+
+/** @return nonzero if a node of the chain from @p chain is marked unread. */
+int entry_chain_unread(const struct entry *chain);
 
 /** @return the first node of the slot chain @p chain whose cached value is not @p value, or
  *  NULL. After a failed read or a deny the nodes of one slot can disagree, and the one that

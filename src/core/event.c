@@ -2,7 +2,8 @@
  * event.c — the event entry point: one guest access reported by the backend, routed to the
  * frame's hooks and (for page-table frames) to the watch engine, then the commit.
  *
- * Owns: event validation and the event's bracket (event_depth). Calls frame.c and watch.c.
+ * Owns: event validation and the event's bracket (event_depth, and the pending write its closing
+ * commit must see). Calls frame.c, watch.c and glue.c.
  */
 #include "core/frame.h"
 #include "core/watch.h"
@@ -15,6 +16,34 @@ static int event_valid(const ptmon_mem_event *ev)
         ev->access != PTMON_ACCESS_X)
         return 0;
     return ev->delivery == PTMON_DELIVERY_PRE || ev->delivery == PTMON_DELIVERY_POST;
+}
+
+/*
+ * The commit closing an event may read guest memory (entries marked unread, placements to retry)
+ * while the guest's PRE write, answered ALLOW, is still to be performed by the backend. Make it
+ * read what memory will hold: through the pending bytes when known; else have the write performed
+ * now; else hold its reads until the next commit. @return the event's action.
+ */
+static int settle_pending_write(ptmon *pm, const ptmon_mem_event *ev, int action)
+{
+    int rc;
+
+    if (ev->access != PTMON_ACCESS_W || ev->delivery != PTMON_DELIVERY_PRE ||
+        action != PTMON_ACTION_ALLOW || pm->reads_held || !(pm->unread || pm->incomplete))
+        return action;
+    if (ev->bytes) {
+        pm->pending.bytes = ev->bytes;
+        pm->pending.gpa = ev->gpa;
+        pm->pending.size = ev->size;
+        return action;
+    }
+    rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
+    if (rc == 0)
+        return PTMON_ACTION_EMULATED;
+    glue_log(&pm->glue, PTMON_LOG_WARN, "write of unknown bytes at 0x%llx: %s; commit deferred",
+             (unsigned long long)ev->gpa, ptmon_strerror(rc));
+    pm->reads_held = 1;
+    return action;
 }
 
 int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev)
@@ -35,12 +64,10 @@ int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev)
     if (action == PTMON_ACTION_ALLOW && ev->access == PTMON_ACCESS_W && f->table)
         action = watch_on_write(pm, f->table, ev);
     pm->event_depth--;
+    action = settle_pending_write(pm, ev, action);
     rc = instance_commit_if_idle(pm);
-    if (pm->resync_later) {
-        /* The backend performs the write after we return: the next commit re-reads. */
-        pm->resync = 1;
-        pm->resync_later = 0;
-    }
+    pm->pending.bytes = NULL;
+    pm->reads_held = 0; /* the write lands after we answer: the next commit may read */
     if (rc < 0)
         glue_log(&pm->glue, PTMON_LOG_WARN, "commit after event failed: %s", ptmon_strerror(rc));
     return action;

@@ -15,6 +15,7 @@
 struct findings {
     ptmon_finding *out;
     size_t max, count;
+    size_t unread; /* nodes found marked unread */
 };
 
 static void finding(struct findings *fs, enum ptmon_finding_kind kind, const struct ptmon_watch *w,
@@ -113,8 +114,10 @@ static void check_node(ptmon *pm, struct findings *fs, struct map *expected, str
                 "node 0x%llx L%u is used by no live watch", (unsigned long long)e->gpa, e->level);
     if (entry_read(pm, e->gpa, &value) == 0 && ((value ^ e->value) & ~AD_BITS))
         finding(fs, PTMON_FINDING_CACHE, NULL, e->gpa, e->level,
-                "node 0x%llx L%u caches 0x%llx, memory holds 0x%llx", (unsigned long long)e->gpa,
-                e->level, (unsigned long long)e->value, (unsigned long long)value);
+                "node 0x%llx L%u caches 0x%llx, memory holds 0x%llx%s", (unsigned long long)e->gpa,
+                e->level, (unsigned long long)e->value, (unsigned long long)value,
+                e->unread ? " (unread: a commit reads it again)" : "");
+    fs->unread += e->unread;
     for (struct ptmon_watch *w = e->parked_head; w; w = w->park_next)
         if (w->dead || w->path[w->depth] != e)
             finding(fs, PTMON_FINDING_STRAY, w, e->gpa, e->level,
@@ -127,6 +130,7 @@ static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, st
     uint32_t access;
 
     if (f->table) {
+        size_t unread = fs->unread;
         if (!(f->removed & PTMON_ACCESS_W) || !f->need[1])
             finding(fs, PTMON_FINDING_UNPROTECTED, NULL, f->gfn << 12, 0,
                     "table frame 0x%llx is not write-protected by ptmon",
@@ -140,6 +144,10 @@ static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, st
         for (unsigned slot = 0; table_next_slot(f->table, &slot); slot++)
             for (struct entry *e = table_slot_chain(f->table, slot); e; e = e->slot_next)
                 check_node(pm, fs, expected, e);
+        if (fs->unread - unread != f->table->unread)
+            finding(fs, PTMON_FINDING_REFCOUNT, NULL, f->gfn << 12, 0,
+                    "table frame 0x%llx counts %u unread nodes, holds %zu",
+                    (unsigned long long)f->gfn, f->table->unread, fs->unread - unread);
     }
     /* A frame whose rights could not be given back stays queued for the next commit. */
     if (!pm->event_depth && !f->table && !f->hooks && !f->on_commit)
@@ -149,7 +157,7 @@ static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, st
 
 int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max)
 {
-    struct findings fs = {out, out ? max : 0, 0};
+    struct findings fs = {out, out ? max : 0, 0, 0};
     struct map expected;
     uint64_t gfn;
     void *v;
@@ -159,9 +167,14 @@ int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max)
         return PTMON_EINVAL;
     map_init(&expected);
     rc = check_watches(pm, &fs, &expected);
-    if (rc == 0)
+    if (rc == 0) {
         for (size_t pos = 0; map_next(&pm->frames, &pos, &gfn, &v);)
             check_frame(pm, &fs, &expected, v);
+        if (fs.unread != pm->unread)
+            finding(&fs, PTMON_FINDING_REFCOUNT, NULL, 0, 0,
+                    "the instance counts %zu unread nodes, its tables hold %zu", pm->unread,
+                    fs.unread);
+    }
     map_fini(&expected, &pm->glue);
     if (rc < 0)
         return rc;

@@ -150,7 +150,7 @@ int instance_flush(ptmon *pm)
 int instance_commit_if_idle(ptmon *pm)
 {
     /* The common event leaves nothing to commit: skip the walk through the commit steps. */
-    if (pm->event_depth || !(pm->commit_frames || pm->dead_watches || pm->incomplete || pm->resync))
+    if (pm->event_depth || !(pm->commit_frames || pm->dead_watches || pm->incomplete || pm->unread))
         return 0;
     return ptmon_commit(pm);
 }

@@ -47,8 +47,9 @@ struct ptmon {
     struct ptmon_watch *touched;       /* watches the event in progress touched */
     struct ptmon_watch **touched_tail; /* where the next touched watch is linked */
     unsigned incomplete;               /* live watches whose placement must be retried */
-    int resync;       /* a watched entry could not be read: re-read all at the next commit */
-    int resync_later; /* ... but only once the PRE write in progress is in memory */
+    size_t unread;  /* nodes whose slot could not be read: commits read them again */
+    int reads_held; /* the commit closing this event must not read guest memory: a PRE write of
+                       unknown bytes is still to land (event.c) */
     uint64_t next_seq;
     /* 64 bits: counted per event and per node change, they must never wrap in a guest's life */
     uint64_t epoch; /* the event (or commit, or revert) in progress */

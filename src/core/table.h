@@ -27,6 +27,7 @@ struct table {
     uint32_t capacity; /* of chains (nslots when dense) */
     uint16_t nslots;   /* entries per table: 512, or 1024 in 32-bit paging */
     uint8_t dense;
+    uint16_t unread;   /* nodes on its slots marked unread (entry_mark_unread) */
     uint64_t bitmap[]; /* nslots / 64 words */
 };
 

@@ -353,8 +353,13 @@ void ptmon_set_monitored_bits(ptmon *pm, uint64_t bits)
 
 static void touch(ptmon *pm, struct ptmon_watch *w, unsigned level)
 {
-    if (w->touched_epoch == pm->epoch)
+    if (w->touched_epoch == pm->epoch) {
+        /* The highest changed entry is the cause: it decides which entries below count (a
+         * lower one may lie on a way the walk no longer takes). */
+        if (level > w->cause_level)
+            w->cause_level = (uint8_t)level;
         return;
+    }
     w->touched_epoch = pm->epoch;
     w->cause_level = (uint8_t)level;
     /* appended: watches arrive mostly in delivery order, which keeps the sort to one pass */
@@ -493,6 +498,18 @@ static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
     return rc;
 }
 
+/* Touch every watch whose path goes through @p n: its slot was read again after a failure, and
+ * the watches skipped meanwhile must now compare their record with the tree. */
+static void touch_through(ptmon *pm, struct entry *n)
+{
+    struct ptmon_watch *list = NULL, **tail = &list;
+
+    pm->mark++;
+    collect(pm, n, n, &tail);
+    for (struct ptmon_watch *w = list; w; w = w->scratch_next)
+        touch(pm, w, n->level);
+}
+
 /* Start collecting the watches one pass of node changes touches. */
 static void start_pass(ptmon *pm)
 {
@@ -523,8 +540,14 @@ static int apply_slot(ptmon *pm, struct table *t, uint64_t gpa, uint64_t value)
         nodes[count++] = e;
     }
     for (size_t k = 0; k < count; k++) {
-        if (nodes[k]->value != value) {
-            int nrc = node_changed(pm, nodes[k], value);
+        struct entry *e = nodes[k];
+        if (e->unread) {
+            entry_mark_read(pm, e);
+            if (e->value == value)
+                touch_through(pm, e);
+        }
+        if (e->value != value) {
+            int nrc = node_changed(pm, e, value);
             if (nrc < 0 && rc == 0)
                 rc = nrc;
         }
@@ -575,6 +598,16 @@ static void retry_placements(ptmon *pm, struct ptmon_watch *list)
             complete_placement(pm, w);
 }
 
+/* Does @p w's path cross a node whose slot could not be read? Its record would be made of a
+ * stale entry: the watch waits (keeping what it was told) until a commit reads the slot. */
+static int path_unread(const ptmon *pm, const struct ptmon_watch *w)
+{
+    for (unsigned level = w->depth; level <= top_level(pm); level++)
+        if (w->path[level]->unread)
+            return 1;
+    return 0;
+}
+
 /* What a delivery pass tells. */
 enum pass {
     PASS_FORWARD, /* a write: every changed watch, may be denied (stops at the deny) */
@@ -596,8 +629,9 @@ struct revert {
  * changed, in list order. Records are computed as each watch's turn comes: callbacks cannot
  * change page tables, only add or remove watches, so the result is the same as computing them
  * all first, and no watch needs a copy of its old record. PASS_FORWARD returns 1 after the
- * first deny, leaving in @p rest the watches not reached. An incomplete watch keeps its record
- * (what it was last told) until its placement completes.
+ * first deny, leaving in @p rest the watches not reached. An incomplete watch, or one whose path
+ * crosses an unread node, keeps its record (what it was last told) until the commit that
+ * completes its placement or reads the node again touches it.
  */
 static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, enum pass pass,
                    const struct revert *rv, struct ptmon_watch **rest)
@@ -607,7 +641,7 @@ static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, enum pass
         ptmon_translation now;
         ptmon_change ch;
 
-        if (w->dead || w->incomplete)
+        if (w->dead || w->incomplete || (pm->unread && path_unread(pm, w)))
             continue;
         watch_compute(pm, w, &now);
         if (pass == PASS_REVERT) {
@@ -654,6 +688,13 @@ static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c,
 
     for (size_t i = 0; i < n; i++) {
         uint8_t bytes[8];
+        if (c[i].old_value == c[i].new_value) {
+            /* an entry read again after a failure: what it held before the write is unknown */
+            glue_log(&pm->glue, PTMON_LOG_WARN,
+                     "deny: entry 0x%llx left as written (its old value is unknown)",
+                     (unsigned long long)c[i].gpa);
+            continue;
+        }
         for (unsigned b = 0; b < esize; b++)
             bytes[b] = (uint8_t)(c[i].old_value >> (8 * b));
         int rc = glue_emulate_write(&pm->glue, vcpu, c[i].gpa, esize, bytes, NULL);
@@ -667,36 +708,71 @@ static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c,
     return first;
 }
 
+/* Undo the write @p ev, already in memory. With @p old (the range's bytes before the write,
+ * saved when ptmon had it performed) the whole store is undone, unwatched entries included: a
+ * denied PRE write is not performed at all. Otherwise (POST) only the watched entries' old
+ * values are known. @return 0, or the first error. */
+static int undo_write(ptmon *pm, const ptmon_mem_event *ev, const uint8_t *old,
+                      const struct slot_change *c, size_t n)
+{
+    if (old) {
+        int rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, old, NULL);
+        if (rc == 0)
+            return 0;
+        glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore 0x%llx+%u: %s",
+                 (unsigned long long)ev->gpa, ev->size, ptmon_strerror(rc));
+    }
+    return write_back_old(pm, ev->vcpu, c, n);
+}
+
+/* The slots set in @p known hold values known without reading (a denied PRE write left memory
+ * as it was): a failed read of them after the deny does not make them unread. */
+static void keep_known(ptmon *pm, struct table *t, const uint64_t *known)
+{
+    for (unsigned slot = 0; table_next_slot(t, &slot); slot++)
+        if (known[slot / 64] >> (slot % 64) & 1)
+            for (struct entry *e = table_slot_chain(t, slot); e; e = e->slot_next)
+                entry_mark_read(pm, e);
+}
+
 /*
  * A callback denied the write @p ev after the watches before it were told. Undo what can be
  * undone, bring the tree back to memory, then tell: the watches told the write hear that it is
  * reverted, the ones the deny kept from being told hear whatever still stands (an undo in
- * memory can fail part-way). @p rest: the forward pass's watches not reached. The @p c array is
- * reused for the re-read once its changes are undone.
+ * memory can fail part-way). @p rest: the forward pass's watches not reached. @p old: see
+ * undo_write. The @p c array is reused for the re-read once its changes are undone.
  */
-static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory, struct slot_change *c,
-                       size_t n, struct ptmon_watch *rest, const struct revert *rv)
+static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory, const uint8_t *old,
+                       struct slot_change *c, size_t n, struct ptmon_watch *rest,
+                       const struct revert *rv)
 {
+    uint64_t known[TABLE_MAX_SLOTS / 64] = {0};
     struct ptmon_watch *list, *next;
     struct frame *f;
     int undone = 1;
 
     pm->pending.bytes = NULL;
-    if (in_memory && write_back_old(pm, ev->vcpu, c, n) < 0)
+    if (in_memory && undo_write(pm, ev, old, c, n) < 0)
         undone = 0;
     start_pass(pm);
     for (struct ptmon_watch *w = rest; w; w = next) {
         next = w->touched_next; /* touch() relinks w */
         touch(pm, w, w->cause_level);
     }
-    if (!in_memory) /* memory never changed: no read needed to know the old values */
-        for (size_t i = 0; i < n; i++)
+    if (!in_memory) { /* memory never changed: no read needed to know the old values */
+        for (size_t i = 0; i < n; i++) {
+            if (c[i].old_value != c[i].new_value) /* else: unknown, read below */
+                known[entry_slot(pm, c[i].gpa) / 64] |= 1ull << (entry_slot(pm, c[i].gpa) % 64);
             (void)apply_slot(pm, NULL, c[i].gpa, c[i].old_value);
+        }
+    }
     /* Nodes made by callbacks while the write was pending read its bytes, and an entry whose
      * read failed was not undone: compare the whole range with memory (no overlay now). */
     f = frame_find(pm, ev->gpa >> 12);
-    if (f && f->table)
+    if (f && f->table) {
         (void)apply_new_values(pm, NULL, c, decode_write(pm, f->table, ev->gpa, ev->size, c));
+        keep_known(pm, f->table, known);
+    }
     list = take_touched(pm);
     retry_placements(pm, list);
     deliver(pm, list, ev->vcpu, PASS_REVERT, rv, NULL);
@@ -718,17 +794,14 @@ static int perform_allowed(ptmon *pm, const ptmon_mem_event *ev, int action)
                  (unsigned long long)ev->gpa, ptmon_strerror(rc));
         return action;
     }
-    if (pm->resync_later) { /* in memory now: this event's commit can re-read */
-        pm->resync = 1;
-        pm->resync_later = 0;
-    }
     return PTMON_ACTION_EMULATED;
 }
 
 int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 {
     struct slot_change changes[4096 / 4];
-    uint8_t written[4096];
+    uint8_t saved[4096];
+    const uint8_t *old = NULL;
     int pre = ev->delivery == PTMON_DELIVERY_PRE, in_memory = !pre, action = PTMON_ACTION_ALLOW;
     struct ptmon_watch *rest = NULL, *list;
     struct revert rv = {0, pm->next_seq};
@@ -740,12 +813,25 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         return PTMON_ACTION_ALLOW;
     }
     if (pre && !ev->bytes) {
-        /* The backend does not know the bytes: have it perform the write now and say what it
-         * wrote; from then on this is a write already in memory. */
-        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, written);
+        /* The backend does not know the bytes: have it perform the write now; from then on this
+         * is a write already in memory. The range is saved first so that a deny can undo all of
+         * it, not just the watched entries. */
+        rc = glue_read_gpa(&pm->glue, ev->gpa, saved, ev->size);
+        if (rc == 0)
+            old = saved;
+        else
+            glue_log(&pm->glue, PTMON_LOG_WARN,
+                     "cannot save 0x%llx+%u (%s): a deny restores only the watched entries",
+                     (unsigned long long)ev->gpa, ev->size, ptmon_strerror(rc));
+        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
         if (rc < 0) {
-            glue_log(&pm->glue, PTMON_LOG_ERROR, "write of unknown bytes at 0x%llx: %s",
+            /* The backend performs the write after we answer: its watched entries wait for the
+             * next commit to read them (their watches are told then). */
+            glue_log(&pm->glue, PTMON_LOG_ERROR,
+                     "write of unknown bytes at 0x%llx: %s; left to the backend, re-read later",
                      (unsigned long long)ev->gpa, ptmon_strerror(rc));
+            decode_mark_unread(pm, t, ev->gpa, ev->size);
+            pm->reads_held = 1;
             return PTMON_ACTION_ALLOW;
         }
         in_memory = 1;
@@ -759,9 +845,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
     if (n == 0) {
         pm->pending.bytes = NULL;
         pm->stats.irrelevant++;
-        /* An entry could not be read: have the write done now so this event's commit re-reads
-         * it, instead of leaving the tree stale until the next one. */
-        return pm->resync_later && !in_memory ? perform_allowed(pm, ev, action) : action;
+        return action;
     }
     rc = apply_changes(pm, t, changes, n);
     rv.forward_epoch = pm->epoch;
@@ -771,7 +855,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         glue_log(&pm->glue, PTMON_LOG_ERROR, "write at 0x%llx: %s (placement retried at commit)",
                  (unsigned long long)ev->gpa, ptmon_strerror(rc));
     if (deliver(pm, list, ev->vcpu, PASS_FORWARD, NULL, &rest)) {
-        deny_write(pm, ev, in_memory, changes, n, rest, &rv);
+        deny_write(pm, ev, in_memory, old, changes, n, rest, &rv);
         return in_memory ? action : PTMON_ACTION_DENY;
     }
     pm->pending.bytes = NULL;
@@ -780,59 +864,67 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 
 /* ---- commit ---------------------------------------------------------------------------- */
 
-/* Re-read every watched entry and apply what changed (after a read had failed). @return 0,
- * or an error with pm->resync left set for the next commit. */
-static int resync_all(ptmon *pm)
+/* Read again every slot marked unread and apply what it holds (its waiting watches are touched
+ * even if it did not change). Only tables holding such a node are searched. @return 0, or an
+ * error with the slots still unreadable left marked for the next commit. */
+static int reread_unread(ptmon *pm)
 {
-    struct slot_change *changes;
-    size_t n = 0, cap = pm->stats.nodes;
+    size_t n = 0, cap = pm->unread;
+    struct slot_change *changes = glue_alloc(&pm->glue, cap * sizeof(*changes));
     uint64_t gfn;
     void *v;
     int rc = 0;
 
-    if (!cap)
-        return 0;
-    changes = glue_alloc(&pm->glue, cap * sizeof(*changes));
     if (!changes)
         return PTMON_ENOMEM;
-    for (size_t pos = 0; rc == 0 && map_next(&pm->frames, &pos, &gfn, &v);) {
-        struct frame *f = v;
-        for (unsigned slot = 0; rc == 0 && f->table && table_next_slot(f->table, &slot); slot++) {
-            struct entry *e = table_slot_chain(f->table, slot);
+    for (size_t pos = 0; map_next(&pm->frames, &pos, &gfn, &v);) {
+        struct table *t = ((struct frame *)v)->table;
+        for (unsigned slot = 0; t && t->unread && table_next_slot(t, &slot); slot++) {
+            struct entry *chain = table_slot_chain(t, slot);
             uint64_t value;
-            rc = entry_read(pm, e->gpa, &value);
-            if (rc == 0)
-                e = entry_first_stale(e, value);
-            if (rc == 0 && e && n < cap) {
-                changes[n].gpa = e->gpa;
-                changes[n].old_value = e->value;
-                changes[n].new_value = value;
-                n++;
+            int rrc;
+            if (!entry_chain_unread(chain) || n == cap) /* (a slot per unread node at most) */
+                continue;
+            rrc = entry_read(pm, chain->gpa, &value);
+            if (rrc < 0) {
+                rc = rc ? rc : rrc;
+                continue;
             }
+            changes[n].gpa = chain->gpa;
+            changes[n].old_value = value; /* unused: a commit is never denied */
+            changes[n].new_value = value;
+            n++;
         }
     }
-    if (rc == 0) {
-        pm->resync = 0;
-        (void)apply_changes(pm, NULL, changes, n); /* failures: retried placements */
-    }
+    (void)apply_changes(pm, NULL, changes, n); /* failures: retried placements */
     glue_free(&pm->glue, changes, cap * sizeof(*changes));
     return rc;
 }
 
-void watch_commit(ptmon *pm)
+static void free_dead_watches(ptmon *pm)
 {
     while (pm->dead_watches) {
         struct ptmon_watch *w = pm->dead_watches;
         pm->dead_watches = w->all_next;
         glue_free(&pm->glue, w, sizeof(*w));
     }
-    if (!pm->incomplete && !pm->resync)
+}
+
+void watch_commit(ptmon *pm)
+{
+    int rc;
+
+    free_dead_watches(pm);
+    /* Both steps below read guest memory: not while a write of unknown bytes is to land. */
+    if (pm->reads_held || (!pm->incomplete && !pm->unread))
         return;
     /* Changes found now are delivered now, as an event of no vCPU; callbacks may unwatch. */
     pm->event_depth++;
     start_pass(pm);
-    if (pm->resync && resync_all(pm) < 0)
-        glue_log(&pm->glue, PTMON_LOG_WARN, "commit: watched entries still unreadable");
+    rc = pm->unread ? reread_unread(pm) : 0;
+    if (rc < 0)
+        glue_log(&pm->glue, PTMON_LOG_WARN, "commit: %zu watched entries still unread: %s",
+                 pm->unread, ptmon_strerror(rc));
     for (struct ptmon_watch *w = pm->watches; w && pm->incomplete; w = w->all_next)
         if (w->incomplete) {
             touch(pm, w, w->depth);
@@ -840,6 +932,7 @@ void watch_commit(ptmon *pm)
         }
     deliver(pm, take_touched(pm), PTMON_VCPU_NONE, PASS_TELL, NULL, NULL);
     pm->event_depth--;
+    free_dead_watches(pm); /* removed by these callbacks: the commit is their event's end */
 }
 
 void watch_destroy_all(ptmon *pm)

@@ -56,10 +56,17 @@ void fake_count(ptmon_fake *fake, enum ptmon_fake_stat stat)
 
 void ptmon_fake_fail_nth(ptmon_fake *fake, enum ptmon_fake_op op, uint64_t nth, int error)
 {
+    ptmon_fake_fail_calls(fake, op, nth, 1, error);
+}
+
+void ptmon_fake_fail_calls(ptmon_fake *fake, enum ptmon_fake_op op, uint64_t nth, uint64_t count,
+                           int error)
+{
     if (!fake || !op_valid(op))
         return;
     struct fake_fault *fault = &fake->faults[op];
-    fault->countdown = nth;
+    fault->countdown = count ? nth : 0;
+    fault->repeat = count;
     /* A "failure" must look like one to the caller, whatever value the test passed. */
     fault->error = error < 0 ? error : PTMON_EIO;
     fault->fired = 0;
@@ -74,9 +81,15 @@ int fake_glue_enter(ptmon_fake *fake, enum ptmon_fake_op op)
 {
     fake->calls[op]++;
     struct fake_fault *fault = &fake->faults[op];
-    if (fault->countdown == 0 || --fault->countdown != 0)
+    if (fault->countdown == 0)
         return 0;
+    if (fault->countdown > 1) {
+        fault->countdown--;
+        return 0;
+    }
     fault->fired = 1;
+    if (--fault->repeat == 0)
+        fault->countdown = 0; /* spent */
     return fault->error;
 }
 

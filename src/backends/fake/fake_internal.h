@@ -38,6 +38,7 @@ struct fake_pending {
 /** One armed injected failure of a glue operation. */
 struct fake_fault {
     uint64_t countdown; /**< calls left until it fires (1 = the next); 0 = not armed */
+    uint64_t repeat;    /**< calls it fails once it fires (then disarms) */
     int error;
     int fired;
 };
