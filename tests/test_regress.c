@@ -678,6 +678,30 @@ static void placement_retried_at_commit_reads_the_pending_write(void **state)
     guest_free(g);
 }
 
+/* N6. One 16-byte store changes the watch's PTE and, above it, its PDE (the PD maps itself at
+ * index 3; the PTE of PT index 2 is then PDE 2, just below PDE 3). The change is reported as
+ * caused by the PDE: the highest changed entry decides the way, the PTE lies on the old one. */
+static void change_of_upper_and_lower_entry_reports_the_upper_level(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g), f3 = new_frame(g), other = new_frame(g);
+    uint64_t va = (3ull << 21) | (2ull << 12);
+    map4k(g, va, f1, RWU);
+    uint64_t pde3 = entry_gpa(g, va, 2), pd = pde3 & ~0xfffull;
+    set_entry(g, va, 2, pd | RWU | PTMON_PTE_P);
+    assert_int_equal(ptmon_fake_poke(g->fake, pd + 2 * 8, &(uint64_t){f1 | RWU | PTMON_PTE_P}, 8),
+                     0);
+    assert_int_equal(
+        ptmon_fake_poke(g->fake, other + 2 * 8, &(uint64_t){f3 | RWU | PTMON_PTE_P}, 8), 0);
+    watch_va(g, va);
+    uint64_t e[2] = {f2 | RWU | PTMON_PTE_P, other | RWU | PTMON_PTE_P}; /* PDE 2, PDE 3 */
+    assert_int_equal(ptmon_fake_store(g->fake, 0, pde3 - 8, e, 16), 0);
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.after.frame, f3);
+    assert_int_equal(g->calls[0].change.level, 2);
+    guest_free(g);
+}
+
 /* ---- placement shortcut: a watch next to the previous one reuses its upper nodes ------------ */
 
 /* The previous watch's page table moved (its PDE was remapped) and another address space holds
@@ -738,6 +762,8 @@ int main(void)
         ON(pending_reread_does_not_undo_the_next_pre_write, pre4),
         ON(commit_reads_only_the_entries_whose_read_failed, post4),
         ON(watch_waits_while_its_entry_stays_unreadable, post4),
+        ON(change_of_upper_and_lower_entry_reports_the_upper_level, pre4),
+        ON(change_of_upper_and_lower_entry_reports_the_upper_level, post4),
         ON(placement_retried_at_commit_reads_the_pending_write, pre4),
         ON(placement_retried_at_commit_reads_the_pending_write, pre32),
         ON(placement_retried_at_commit_reads_the_pending_write, prepae),

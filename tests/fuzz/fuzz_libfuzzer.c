@@ -1,8 +1,8 @@
 /*
  * fuzz_libfuzzer.c — libFuzzer entry point: the input is a step sequence for fz_run_input().
  * Build with clang -fsanitize=fuzzer,address,undefined (tests/fuzz/CMakeLists.txt does, as
- * ptmon_fuzz_libfuzzer, when the compiler is clang). FZ_FIXED=B1,B2,... (or all) enables the
- * checks of fixed known bugs.
+ * ptmon_fuzz_libfuzzer, when the compiler is clang). FZ_FIXED (default: all) selects the
+ * known bugs whose full checks run (fuzz.h).
  *
  * SPDX-License-Identifier: Apache-2.0
  */

@@ -12,7 +12,7 @@
  *                 operation in OPS ("all", or a comma list of read_gpa, get_access, set_access,
  *                 set_access_batch, emulate_write, flush, log, alloc), one run per call;
  *                 --nth K reruns only the run failing the K-th call (with --verbose: a trace).
- * --fixed LIST    known bugs fixed (B1,...,B10 or all; also FZ_FIXED): full checks for them.
+ * --fixed LIST    known bugs whose full checks run (default all; B1,...,N4; also FZ_FIXED).
  * --write-corpus  write N libFuzzer inputs (random bytes, --run-steps worth) to DIR.
  *
  * SPDX-License-Identifier: Apache-2.0
@@ -75,16 +75,18 @@ static void run_modes(const enum ptmon_paging_mode *modes, unsigned nmodes, uint
             tot.placed += res.placed;
             tot.stores += res.stores;
             tot.present_checks += res.present_checks;
+            tot.waiting_checks += res.waiting_checks;
         }
         printf("mode %-3s: %llu steps in %llu runs (seeds %llu..%llu), %llu stores, %llu events, "
                "%llu watches placed, %llu callbacks (%llu reverted), %llu denies, %llu present "
-               "checks, %.1f s: no divergence\n",
+               "checks, %llu waiting under caps, %.1f s: no divergence\n",
                fz_mode_name(modes[m]), (unsigned long long)tot.steps, (unsigned long long)runs,
                (unsigned long long)seed, (unsigned long long)(seed + runs - 1),
                (unsigned long long)tot.stores, (unsigned long long)tot.events,
                (unsigned long long)tot.placed, (unsigned long long)tot.callbacks,
                (unsigned long long)tot.reverted, (unsigned long long)tot.denies,
-               (unsigned long long)tot.present_checks, now() - t0);
+               (unsigned long long)tot.present_checks, (unsigned long long)tot.waiting_checks,
+               now() - t0);
         fflush(stdout);
     }
 }
@@ -217,7 +219,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--inputs") == 0) {
             inputs = strtoull(v, NULL, 0);
         } else if (strcmp(a, "--fixed") == 0) {
-            fixed |= fz_parse_fixed(v);
+            fixed = fz_parse_fixed(v);
         } else if (strcmp(a, "--faults") == 0) {
             faults = v;
         } else if (strcmp(a, "--write-corpus") == 0) {
