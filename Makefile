@@ -6,7 +6,7 @@ BENCH_BUILD ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all demo walks bench bench-instructions test test-normal test-asan test-install format format-check clean fuzz-long libfuzzer coverage xen-lab
+.PHONY: all demo walks bench bench-instructions test test-normal test-asan test-coverage test-install format format-check clean fuzz-long libfuzzer coverage xen-lab
 
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
@@ -32,8 +32,9 @@ bench:
 bench-instructions: bench
 	sh bench/callgrind.sh $(BENCH_BUILD)
 
-# The whole suite: a normal gcc build and a clang ASan+UBSan build.
-test: test-normal test-asan
+# The whole suite: a normal gcc build, a clang ASan+UBSan build, and a coverage build that
+# prints the line and branch coverage of src/ (unit tests + a short fuzzer run).
+test: test-normal test-asan test-coverage
 
 test-normal:
 	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_ARGS)
@@ -63,6 +64,10 @@ libfuzzer:
 
 coverage:
 	sh tests/fuzz/coverage.sh build-coverage
+
+COVERAGE_STEPS ?= 50000
+test-coverage:
+	PTMON_COVERAGE_UNIT=1 sh tests/fuzz/coverage.sh build-coverage $(COVERAGE_STEPS)
 
 # Xen 4.17 under QEMU with a Linux guest watched by ptmond (root, network; see tests/xen-lab).
 xen-lab:

@@ -702,6 +702,32 @@ static void change_of_upper_and_lower_entry_reports_the_upper_level(void **state
     guest_free(g);
 }
 
+/* ptmon_destroy gives every frame its rights back and frees everything, without reading guest
+ * memory or calling a callback (as ptmon.h promises), even with a watch waiting for an entry that
+ * could not be read. */
+static void destroy_reads_nothing_and_calls_no_callback(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 0x1000, f1, RWU);
+    watch_va(g, VA);
+    watch_va(g, VA + 0x1000);
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, UINT64_MAX, PTMON_EIO);
+    assert_int_equal(
+        ptmon_fake_store_int(g->fake, 0, entry_gpa(g, VA, 1), f2 | RWU | PTMON_PTE_P, 8), 0);
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+    assert_int_equal(g->ncalls, 0); /* waits for the entry */
+    ptmon_fake_reset_calls(g->fake);
+    ptmon_destroy(g->pm);
+    assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_READ_GPA), 0);
+    assert_int_equal(g->ncalls, 0);
+    assert_int_equal(ptmon_fake_count_write_protected(g->fake), 0);
+    assert_int_equal(ptmon_fake_stat(g->fake, PTMON_FAKE_STAT_BYTES_ALLOCATED), 0);
+    ptmon_fake_destroy(g->fake);
+    free(g);
+}
+
 /* ---- placement shortcut: a watch next to the previous one reuses its upper nodes ------------ */
 
 /* The previous watch's page table moved (its PDE was remapped) and another address space holds
@@ -762,6 +788,7 @@ int main(void)
         ON(pending_reread_does_not_undo_the_next_pre_write, pre4),
         ON(commit_reads_only_the_entries_whose_read_failed, post4),
         ON(watch_waits_while_its_entry_stays_unreadable, post4),
+        ON(destroy_reads_nothing_and_calls_no_callback, post4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, pre4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, post4),
         ON(placement_retried_at_commit_reads_the_pending_write, pre4),

@@ -2,14 +2,14 @@
 # One entry point for the README's commands on a fresh Debian bookworm machine (as root):
 #   sh tools/run.sh demo    install what is missing, build, run the demo on the fake guest
 #   sh tools/run.sh test    install what is missing, build and run the whole test suite
-#                           (gcc build, then clang ASan+UBSan build, then the install test)
+#                           (gcc build, clang ASan+UBSan build, coverage build with gcovr)
 #   sh tools/run.sh bench   build and run the benchmarks
 # Anything else is passed to make.
 set -eu
 cd "$(dirname "$0")/.."
 
 need=""
-for pkg in make gcc clang libclang-rt-14-dev cmake pkg-config libcmocka-dev libxen-dev libzydis-dev; do
+for pkg in make gcc clang libclang-rt-14-dev cmake pkg-config libcmocka-dev libxen-dev libzydis-dev gcovr; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -264,7 +264,12 @@ typedef struct ptmon_config {
 PTMON_EXTERN int ptmon_create(const struct ptmon_glue *glue, const ptmon_config *config,
                               ptmon **out);
 
-/** Destroy an instance and free everything it owns. NULL is accepted and ignored. */
+/**
+ * Destroy an instance and free everything it owns. NULL is accepted and ignored.
+ * Every frame gets back the rights ptmon took from it (glue set_access, then flush), so the
+ * backend must still work during the call; a frame it cannot restore is logged. No callback is
+ * called and no guest memory is read. Not from inside a callback of this instance.
+ */
 PTMON_EXTERN void ptmon_destroy(ptmon *pm);
 
 /** @return the instance's paging (resolved: never PTMON_MODE_AUTO). */

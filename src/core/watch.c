@@ -944,5 +944,6 @@ void watch_destroy_all(ptmon *pm)
         glue_free(&pm->glue, w, sizeof(*w));
     }
     pm->stats.watches = 0;
-    watch_commit(pm);
+    pm->incomplete = 0;
+    free_dead_watches(pm); /* no commit: it would read guest memory for nothing */
 }
