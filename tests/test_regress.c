@@ -702,6 +702,35 @@ static void change_of_upper_and_lower_entry_reports_the_upper_level(void **state
     guest_free(g);
 }
 
+/* POST deny of a write to an entry whose earlier read failed: what it held before the write is
+ * unknown, so it is left as written (logged), the deny is not counted, and the watch keeps the
+ * translation that stands. */
+static void post_deny_leaves_an_entry_of_unknown_old_value_as_written(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    ptmon_stats st;
+    uint64_t f1 = new_frame(g), f2 = new_frame(g), f3 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *w = watch_va(g, VA);
+    uint64_t pte = entry_gpa(g, VA, 1);
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, UINT64_MAX, PTMON_EIO);
+    assert_int_equal(ptmon_fake_store_int(g->fake, 0, pte, f2 | RWU | PTMON_PTE_P, 8), 0);
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+    g->deny_va_set = 1;
+    g->deny_va = VA;
+    assert_int_equal(ptmon_fake_store_int(g->fake, 0, pte, f3 | RWU | PTMON_PTE_P, 8), 0);
+    g->deny_va_set = 0;
+    assert_non_null(strstr(ptmon_fake_last_log(g->fake), "left as written"));
+    assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f3);
+    assert_int_equal(ptmon_watch_translation(w).frame, f3);
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.before.frame, f1);
+    assert_int_equal(g->calls[0].change.after.frame, f3);
+    assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
+    assert_int_equal(st.events_denied, 0);
+    guest_free(g);
+}
+
 /* ptmon_destroy gives every frame its rights back and frees everything, without reading guest
  * memory or calling a callback (as ptmon.h promises), even with a watch waiting for an entry that
  * could not be read. */
@@ -789,6 +818,7 @@ int main(void)
         ON(commit_reads_only_the_entries_whose_read_failed, post4),
         ON(watch_waits_while_its_entry_stays_unreadable, post4),
         ON(destroy_reads_nothing_and_calls_no_callback, post4),
+        ON(post_deny_leaves_an_entry_of_unknown_old_value_as_written, post4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, pre4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, post4),
         ON(placement_retried_at_commit_reads_the_pending_write, pre4),

@@ -679,12 +679,12 @@ static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, enum pass
 
 /* ---- the write -------------------------------------------------------------------------- */
 
-/* Undo a write already in memory, entry by entry, trying every one. @return 0, or the first
- * error (memory then keeps the new value of the entries that failed). */
-static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c, size_t n)
+/* Undo a write already in memory, entry by entry, trying every one. @return the number of
+ * entries left as written (their restore failed, or their old value is unknown). */
+static size_t write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c, size_t n)
 {
     unsigned esize = pm->esize;
-    int first = 0;
+    size_t left = 0;
 
     for (size_t i = 0; i < n; i++) {
         uint8_t bytes[8];
@@ -693,6 +693,7 @@ static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c,
             glue_log(&pm->glue, PTMON_LOG_WARN,
                      "deny: entry 0x%llx left as written (its old value is unknown)",
                      (unsigned long long)c[i].gpa);
+            left++;
             continue;
         }
         for (unsigned b = 0; b < esize; b++)
@@ -701,19 +702,18 @@ static int write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c,
         if (rc < 0) {
             glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore entry 0x%llx: %s",
                      (unsigned long long)c[i].gpa, ptmon_strerror(rc));
-            if (!first)
-                first = rc;
+            left++;
         }
     }
-    return first;
+    return left;
 }
 
 /* Undo the write @p ev, already in memory. With @p old (the range's bytes before the write,
  * saved when ptmon had it performed) the whole store is undone, unwatched entries included: a
  * denied PRE write is not performed at all. Otherwise (POST) only the watched entries' old
- * values are known. @return 0, or the first error. */
-static int undo_write(ptmon *pm, const ptmon_mem_event *ev, const uint8_t *old,
-                      const struct slot_change *c, size_t n)
+ * values are known. @return the number of watched entries left as written. */
+static size_t undo_write(ptmon *pm, const ptmon_mem_event *ev, const uint8_t *old,
+                         const struct slot_change *c, size_t n)
 {
     if (old) {
         int rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, old, NULL);
@@ -752,7 +752,7 @@ static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory, cons
     int undone = 1;
 
     pm->pending.bytes = NULL;
-    if (in_memory && undo_write(pm, ev, old, c, n) < 0)
+    if (in_memory && undo_write(pm, ev, old, c, n) > 0)
         undone = 0;
     start_pass(pm);
     for (struct ptmon_watch *w = rest; w; w = next) {
