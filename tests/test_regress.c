@@ -619,6 +619,15 @@ static void commit_reads_only_the_entries_whose_read_failed(void **state)
     guest_free(g);
 }
 
+/* The guest maps VA to @p frame while every guest read fails: VA's PTE is left unread. */
+static void remap_while_unreadable(struct guest *g, uint64_t frame)
+{
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, UINT64_MAX, PTMON_EIO);
+    assert_int_equal(
+        ptmon_fake_store_int(g->fake, 0, entry_gpa(g, VA, 1), frame | RWU | PTMON_PTE_P, 8), 0);
+    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+}
+
 /* While an entry stays unreadable, the watches through it keep their record, ptmon_check says
  * why, and every commit tries again; the first that reads it tells them. */
 static void watch_waits_while_its_entry_stays_unreadable(void **state)
@@ -713,9 +722,7 @@ static void post_deny_leaves_an_entry_of_unknown_old_value_as_written(void **sta
     map4k(g, VA, f1, RWU);
     struct ptmon_watch *w = watch_va(g, VA);
     uint64_t pte = entry_gpa(g, VA, 1);
-    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, UINT64_MAX, PTMON_EIO);
-    assert_int_equal(ptmon_fake_store_int(g->fake, 0, pte, f2 | RWU | PTMON_PTE_P, 8), 0);
-    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+    remap_while_unreadable(g, f2);
     g->deny_va_set = 1;
     g->deny_va = VA;
     assert_int_equal(ptmon_fake_store_int(g->fake, 0, pte, f3 | RWU | PTMON_PTE_P, 8), 0);
@@ -739,13 +746,8 @@ static void destroy_reads_nothing_and_calls_no_callback(void **state)
     struct guest *g = guest_new(*state, 64 * MIB);
     uint64_t f1 = new_frame(g), f2 = new_frame(g);
     map4k(g, VA, f1, RWU);
-    map4k(g, VA + 0x1000, f1, RWU);
     watch_va(g, VA);
-    watch_va(g, VA + 0x1000);
-    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, UINT64_MAX, PTMON_EIO);
-    assert_int_equal(
-        ptmon_fake_store_int(g->fake, 0, entry_gpa(g, VA, 1), f2 | RWU | PTMON_PTE_P, 8), 0);
-    ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+    remap_while_unreadable(g, f2);
     assert_int_equal(g->ncalls, 0); /* waits for the entry */
     ptmon_fake_reset_calls(g->fake);
     ptmon_destroy(g->pm);
