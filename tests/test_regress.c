@@ -385,16 +385,14 @@ static void read_failure_on_the_deny_path(void **state)
 
 /* ---- found by the differential fuzzer after the fixes above ---------------------------------- */
 
-/* POST 16-byte store over two watched PTEs; the read of the second fails while decoding, the
- * watch on the first denies. The undo restores the first only: the second's new value stands in
- * memory, and its watch must hear it in this event (it used to be updated silently). */
-static void post_deny_tells_entry_whose_read_failed_what_stands(void **state)
+/* POST 16-byte store over two watched PTEs, {f2, f2}; the read of the second fails while
+ * decoding; the watch on the first denies. @return the second watch. */
+static struct ptmon_watch *post_deny_with_second_read_failing(struct guest *g, uint64_t f1,
+                                                              uint64_t f2)
 {
-    struct guest *g = guest_new(*state, 64 * MIB);
-    uint64_t f1 = new_frame(g), f2 = new_frame(g);
     map4k(g, VA, f1, RWU);
     map4k(g, VA + 0x1000, f1, RWU);
-    struct ptmon_watch *a = watch_va(g, VA);
+    watch_va(g, VA);
     struct ptmon_watch *b = watch_va(g, VA + 0x1000);
     g->deny_va_set = 1;
     g->deny_va = VA;
@@ -404,9 +402,40 @@ static void post_deny_tells_entry_whose_read_failed_what_stands(void **state)
     g->deny_va_set = 0;
     assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_READ_GPA));
     assert_consistent(g);
+    return b;
+}
+
+/* SPEC 4 Deny: with post-write delivery the old value is restored. The second entry's node still
+ * holds it (the read failed, the node did not change): it is written back too (it used to stand
+ * as written, and the deny was counted all the same). */
+static void post_deny_restores_entry_whose_read_failed(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    ptmon_stats st;
+    struct ptmon_watch *b = post_deny_with_second_read_failing(g, f1, f2);
+    assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f1);
+    assert_int_equal(get_entry(g, VA + 0x1000, 1) & ~0xfffull, f1);
+    assert_int_equal(ptmon_watch_translation(b).frame, f1);
+    for (size_t i = 0; i < g->ncalls; i++)
+        assert_int_not_equal(g->calls[i].change.va, VA + 0x1000);
+    assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
+    assert_int_equal(st.events_denied, 1);
+    guest_free(g);
+}
+
+/* The same with the write-back of that second entry failing: its new value stands in memory, and
+ * its watch hears it in this event (it used to be updated silently). */
+static void post_deny_tells_entry_whose_read_and_undo_failed_what_stands(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    ptmon_stats st;
+    ptmon_fake_fail_nth(g->fake, PTMON_FAKE_OP_EMULATE_WRITE, 2, PTMON_EIO); /* 2nd write-back */
+    struct ptmon_watch *b = post_deny_with_second_read_failing(g, f1, f2);
+    assert_true(ptmon_fake_failure_fired(g->fake, PTMON_FAKE_OP_EMULATE_WRITE));
     assert_int_equal(get_entry(g, VA, 1) & ~0xfffull, f1);
     assert_int_equal(get_entry(g, VA + 0x1000, 1) & ~0xfffull, f2);
-    assert_int_equal(ptmon_watch_translation(a).frame, f1);
     assert_int_equal(ptmon_watch_translation(b).frame, f2);
     const struct call *cb = call_for(g, VA + 0x1000);
     assert_non_null(cb);
@@ -414,6 +443,8 @@ static void post_deny_tells_entry_whose_read_failed_what_stands(void **state)
     assert_int_equal(cb->change.after.frame, f2);
     assert_int_equal(cb->change.reverted, 0);
     assert_int_equal(cb->change.vcpu, 0); /* in the event, not at a later commit */
+    assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
+    assert_int_equal(st.events_denied, 0); /* not undone */
     guest_free(g);
 }
 
@@ -711,9 +742,9 @@ static void change_of_upper_and_lower_entry_reports_the_upper_level(void **state
     guest_free(g);
 }
 
-/* POST deny of a write to an entry whose earlier read failed: what it held before the write is
- * unknown, so it is left as written (logged), the deny is not counted, and the watch keeps the
- * translation that stands. */
+/* POST deny of a write to an entry whose earlier read failed: memory already holds the write, so
+ * what the entry held before it is unknown. It is left as written (logged), the deny is not
+ * counted, and the watch keeps the translation that stands. */
 static void post_deny_leaves_an_entry_of_unknown_old_value_as_written(void **state)
 {
     struct guest *g = guest_new(*state, 64 * MIB);
@@ -735,6 +766,56 @@ static void post_deny_leaves_an_entry_of_unknown_old_value_as_written(void **sta
     assert_int_equal(g->calls[0].change.after.frame, f3);
     assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
     assert_int_equal(st.events_denied, 0);
+    guest_free(g);
+}
+
+/* A change delayed by a read failure is told before the next write into its table, as what it is:
+ * an older change (no vCPU) that cannot be vetoed. It used to be told inside that write's
+ * deniable pass, with its vCPU: a deny then refused a write that changed nothing and could not
+ * undo the older change. */
+static void delayed_change_is_told_before_the_next_write_without_veto(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    ptmon_stats st;
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *w = watch_va(g, VA);
+    ptmon_fake_set_delivery(g->fake, PTMON_DELIVERY_POST);
+    remap_while_unreadable(g, f2);
+    ptmon_fake_set_delivery(g->fake, PTMON_DELIVERY_PRE);
+    assert_int_equal(g->ncalls, 0);
+    g->deny_va_set = 1;
+    g->deny_va = VA;
+    assert_int_equal(
+        ptmon_fake_store_int(g->fake, 1, entry_gpa(g, VA, 1), f2 | RWU | PTMON_PTE_P, 8), 0);
+    g->deny_va_set = 0;
+    assert_int_equal(g->ncalls, 1);
+    assert_int_equal(g->calls[0].change.before.frame, f1);
+    assert_int_equal(g->calls[0].change.after.frame, f2);
+    assert_int_equal(g->calls[0].change.vcpu, PTMON_VCPU_NONE);
+    assert_int_equal(ptmon_watch_translation(w).frame, f2);
+    assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
+    assert_int_equal(st.events_denied, 0);
+    guest_free(g);
+}
+
+/* A watch placed after an entry on its path could not be read starts from memory, not from the
+ * stale cached value, and is told nothing of a change that happened before it existed (the
+ * older watch is told it). */
+static void watch_placed_after_a_read_failure_starts_from_memory(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    struct ptmon_watch *old = watch_va(g, VA);
+    remap_while_unreadable(g, f2);
+    struct ptmon_watch *w = NULL;
+    assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, 0, recorder, g, &w), 0);
+    assert_int_equal(ptmon_watch_translation(w).frame, f2);
+    assert_int_equal(ptmon_commit(g->pm), 0);
+    assert_int_equal(g->ncalls, 1);
+    assert_ptr_equal(g->calls[0].watch, old);
+    assert_int_equal(g->calls[0].change.after.frame, f2);
     guest_free(g);
 }
 
@@ -804,7 +885,8 @@ int main(void)
         ON(mark_wraparound_skips_watch, pre4),
         ON(epoch_wraparound_skips_watch, pre4),
         ON(read_failure_on_the_deny_path, pre4),
-        ON(post_deny_tells_entry_whose_read_failed_what_stands, post4),
+        ON(post_deny_restores_entry_whose_read_failed, post4),
+        ON(post_deny_tells_entry_whose_read_and_undo_failed_what_stands, post4),
         ON(pre_partial_store_with_failed_read_is_resynced_in_the_event, pre4),
         ON(consecutive_watches_follow_moves_and_address_spaces, pre4),
         ON(consecutive_watches_follow_moves_and_address_spaces, pre32),
@@ -821,6 +903,8 @@ int main(void)
         ON(watch_waits_while_its_entry_stays_unreadable, post4),
         ON(destroy_reads_nothing_and_calls_no_callback, post4),
         ON(post_deny_leaves_an_entry_of_unknown_old_value_as_written, post4),
+        ON(delayed_change_is_told_before_the_next_write_without_veto, pre4),
+        ON(watch_placed_after_a_read_failure_starts_from_memory, post4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, pre4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, post4),
         ON(placement_retried_at_commit_reads_the_pending_write, pre4),

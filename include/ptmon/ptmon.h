@@ -441,7 +441,9 @@ enum ptmon_watch_flags {
  * Watch the translation of @p va in the address space rooted at @p cr3 (PCID and flag bits are
  * ignored: the same root is the same address space). Every page-table page on the walk is
  * write-protected (protect first, then read) down to the entry where the walk stops: the leaf,
- * a not-present entry, or a large page. No callback at placement.
+ * a not-present entry, or a large page. The new watch is not called for its placement. Outside
+ * an event, entries a failed read left unknown are read first, so it starts from memory (other
+ * watches through them may be called then, with no vCPU).
  *
  * @return 0 and the handle in @p out; PTMON_EINVAL (NULL argument, unknown flag, a VA the mode
  *         cannot translate), PTMON_ENOMEM, or a backend error. Nothing is left behind on error.

@@ -19,7 +19,7 @@ static void slot_unreadable(ptmon *pm, struct entry *chain)
 
 /* The watched entries of @p t the write changes, in address order. */
 size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
-                    struct slot_change *out)
+                    struct slot_change *out, struct slot_set *failed)
 {
     unsigned esize = pm->esize;
     uint64_t frame = gpa & ~0xfffull;
@@ -38,6 +38,8 @@ size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
         if (rc < 0) {
             glue_log(&pm->glue, PTMON_LOG_WARN, "entry 0x%llx unreadable (%s): re-read at commit",
                      (unsigned long long)chain->gpa, ptmon_strerror(rc));
+            if (failed && !entry_chain_unread(chain))
+                slot_set_add(failed, slot);
             slot_unreadable(pm, chain);
             continue;
         }

@@ -47,7 +47,8 @@ struct ptmon {
     struct ptmon_watch *touched;       /* watches the event in progress touched */
     struct ptmon_watch **touched_tail; /* where the next touched watch is linked */
     unsigned incomplete;               /* live watches whose placement must be retried */
-    size_t unread;  /* nodes whose slot could not be read: commits read them again */
+    size_t unread;        /* nodes whose slot could not be read: commits read them again */
+    size_t unread_logged; /* pm->unread when a commit last said they are still unread */
     int reads_held; /* the commit closing this event must not read guest memory: a PRE write of
                        unknown bytes is still to land (event.c) */
     uint64_t next_seq;

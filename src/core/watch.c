@@ -290,6 +290,10 @@ int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watc
     if (!pm || !fn || !out || (flags & ~(unsigned)PTMON_WATCH_HIGH_PRIORITY) ||
         !pt_va_valid(&pm->paging, va))
         return PTMON_EINVAL;
+    /* Entries that could not be read are read first, so that the new watch starts from memory
+     * (the others are told what changed there). From a callback the event's commit does it. */
+    if (pm->unread && !pm->event_depth)
+        watch_commit(pm);
     w = glue_alloc(&pm->glue, sizeof(*w));
     if (!w)
         return PTMON_ENOMEM;
@@ -679,31 +683,52 @@ static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, enum pass
 
 /* ---- the write -------------------------------------------------------------------------- */
 
-/* Undo a write already in memory, entry by entry, trying every one. @return the number of
- * entries left as written (their restore failed, or their old value is unknown). */
-static size_t write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change *c, size_t n)
+/* Write @p value back into the entry at @p gpa. @return 0, or the backend's error (logged). */
+static int write_back_entry(ptmon *pm, uint32_t vcpu, uint64_t gpa, uint64_t value)
 {
-    unsigned esize = pm->esize;
+    uint8_t bytes[8];
+    int rc;
+
+    for (unsigned b = 0; b < pm->esize; b++)
+        bytes[b] = (uint8_t)(value >> (8 * b));
+    rc = glue_emulate_write(&pm->glue, vcpu, gpa, pm->esize, bytes, NULL);
+    if (rc < 0)
+        glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore entry 0x%llx: %s",
+                 (unsigned long long)gpa, ptmon_strerror(rc));
+    return rc;
+}
+
+/* Undo a write already in memory, entry by entry, trying every one: the changes @p c, and the
+ * entries of @p failed (their read failed in the forward pass; their nodes, unread since, still
+ * hold what they held before the write). @return the number of entries left as written (their
+ * restore failed, or their old value is unknown). */
+static size_t write_back_old(ptmon *pm, const ptmon_mem_event *ev, const struct slot_change *c,
+                             size_t n, const struct slot_set *failed)
+{
+    unsigned first = entry_slot(pm, ev->gpa), last = entry_slot(pm, ev->gpa + ev->size - 1);
+    struct frame *f = frame_find(pm, ev->gpa >> 12);
     size_t left = 0;
 
     for (size_t i = 0; i < n; i++) {
-        uint8_t bytes[8];
         if (c[i].old_value == c[i].new_value) {
             /* an entry read again after a failure: what it held before the write is unknown */
             glue_log(&pm->glue, PTMON_LOG_WARN,
                      "deny: entry 0x%llx left as written (its old value is unknown)",
                      (unsigned long long)c[i].gpa);
             left++;
-            continue;
-        }
-        for (unsigned b = 0; b < esize; b++)
-            bytes[b] = (uint8_t)(c[i].old_value >> (8 * b));
-        int rc = glue_emulate_write(&pm->glue, vcpu, c[i].gpa, esize, bytes, NULL);
-        if (rc < 0) {
-            glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore entry 0x%llx: %s",
-                     (unsigned long long)c[i].gpa, ptmon_strerror(rc));
+        } else if (write_back_entry(pm, ev->vcpu, c[i].gpa, c[i].old_value) < 0) {
             left++;
         }
+    }
+    for (unsigned slot = first; f && f->table && slot <= last; slot++) {
+        struct entry *chain;
+        if (!slot_set_has(failed, slot) || !table_slot_watched(f->table, slot))
+            continue;
+        chain = table_slot_chain(f->table, slot);
+        /* (a node a callback made since read the new value: nothing known to restore) */
+        if (entry_chain_unread(chain) &&
+            write_back_entry(pm, ev->vcpu, chain->gpa, chain->value) < 0)
+            left++;
     }
     return left;
 }
@@ -711,9 +736,9 @@ static size_t write_back_old(ptmon *pm, uint32_t vcpu, const struct slot_change 
 /* Undo the write @p ev, already in memory. With @p old (the range's bytes before the write,
  * saved when ptmon had it performed) the whole store is undone, unwatched entries included: a
  * denied PRE write is not performed at all. Otherwise (POST) only the watched entries' old
- * values are known. @return the number of watched entries left as written. */
+ * values are known (write_back_old). @return the number of watched entries left as written. */
 static size_t undo_write(ptmon *pm, const ptmon_mem_event *ev, const uint8_t *old,
-                         const struct slot_change *c, size_t n)
+                         const struct slot_change *c, size_t n, const struct slot_set *failed)
 {
     if (old) {
         int rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, old, NULL);
@@ -722,15 +747,15 @@ static size_t undo_write(ptmon *pm, const ptmon_mem_event *ev, const uint8_t *ol
         glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore 0x%llx+%u: %s",
                  (unsigned long long)ev->gpa, ev->size, ptmon_strerror(rc));
     }
-    return write_back_old(pm, ev->vcpu, c, n);
+    return write_back_old(pm, ev, c, n, failed);
 }
 
-/* The slots set in @p known hold values known without reading (a denied PRE write left memory
- * as it was): a failed read of them after the deny does not make them unread. */
-static void keep_known(ptmon *pm, struct table *t, const uint64_t *known)
+/* The slots of @p known hold values known without reading (a denied PRE write left memory as it
+ * was): a failed read of them after the deny does not make them unread. */
+static void keep_known(ptmon *pm, struct table *t, const struct slot_set *known)
 {
     for (unsigned slot = 0; table_next_slot(t, &slot); slot++)
-        if (known[slot / 64] >> (slot % 64) & 1)
+        if (slot_set_has(known, slot))
             for (struct entry *e = table_slot_chain(t, slot); e; e = e->slot_next)
                 entry_mark_read(pm, e);
 }
@@ -740,19 +765,20 @@ static void keep_known(ptmon *pm, struct table *t, const uint64_t *known)
  * undone, bring the tree back to memory, then tell: the watches told the write hear that it is
  * reverted, the ones the deny kept from being told hear whatever still stands (an undo in
  * memory can fail part-way). @p rest: the forward pass's watches not reached. @p old: see
- * undo_write. The @p c array is reused for the re-read once its changes are undone.
+ * undo_write; @p failed: the slots whose read failed in the forward pass (decode_write). The @p c
+ * array is reused for the re-read once its changes are undone.
  */
 static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory, const uint8_t *old,
-                       struct slot_change *c, size_t n, struct ptmon_watch *rest,
-                       const struct revert *rv)
+                       struct slot_change *c, size_t n, const struct slot_set *failed,
+                       struct ptmon_watch *rest, const struct revert *rv)
 {
-    uint64_t known[TABLE_MAX_SLOTS / 64] = {0};
+    struct slot_set known = *failed; /* PRE: memory never held the write */
     struct ptmon_watch *list, *next;
     struct frame *f;
     int undone = 1;
 
     pm->pending.bytes = NULL;
-    if (in_memory && undo_write(pm, ev, old, c, n) > 0)
+    if (in_memory && undo_write(pm, ev, old, c, n, failed) > 0)
         undone = 0;
     start_pass(pm);
     for (struct ptmon_watch *w = rest; w; w = next) {
@@ -762,7 +788,7 @@ static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory, cons
     if (!in_memory) { /* memory never changed: no read needed to know the old values */
         for (size_t i = 0; i < n; i++) {
             if (c[i].old_value != c[i].new_value) /* else: unknown, read below */
-                known[entry_slot(pm, c[i].gpa) / 64] |= 1ull << (entry_slot(pm, c[i].gpa) % 64);
+                slot_set_add(&known, entry_slot(pm, c[i].gpa));
             (void)apply_slot(pm, NULL, c[i].gpa, c[i].old_value);
         }
     }
@@ -770,8 +796,9 @@ static void deny_write(ptmon *pm, const ptmon_mem_event *ev, int in_memory, cons
      * read failed was not undone: compare the whole range with memory (no overlay now). */
     f = frame_find(pm, ev->gpa >> 12);
     if (f && f->table) {
-        (void)apply_new_values(pm, NULL, c, decode_write(pm, f->table, ev->gpa, ev->size, c));
-        keep_known(pm, f->table, known);
+        (void)apply_new_values(pm, NULL, c, decode_write(pm, f->table, ev->gpa, ev->size, c, NULL));
+        if (!in_memory)
+            keep_known(pm, f->table, &known);
     }
     list = take_touched(pm);
     retry_placements(pm, list);
@@ -800,6 +827,7 @@ static int perform_allowed(ptmon *pm, const ptmon_mem_event *ev, int action)
 int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 {
     struct slot_change changes[4096 / 4];
+    struct slot_set failed = {{0}};
     uint8_t saved[4096];
     const uint8_t *old = NULL;
     int pre = ev->delivery == PTMON_DELIVERY_PRE, in_memory = !pre, action = PTMON_ACTION_ALLOW;
@@ -841,7 +869,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         pm->pending.gpa = ev->gpa;
         pm->pending.size = ev->size;
     }
-    n = decode_write(pm, t, ev->gpa, ev->size, changes);
+    n = decode_write(pm, t, ev->gpa, ev->size, changes, &failed);
     if (n == 0) {
         pm->pending.bytes = NULL;
         pm->stats.irrelevant++;
@@ -855,7 +883,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         glue_log(&pm->glue, PTMON_LOG_ERROR, "write at 0x%llx: %s (placement retried at commit)",
                  (unsigned long long)ev->gpa, ptmon_strerror(rc));
     if (deliver(pm, list, ev->vcpu, PASS_FORWARD, NULL, &rest)) {
-        deny_write(pm, ev, in_memory, old, changes, n, rest, &rv);
+        deny_write(pm, ev, in_memory, old, changes, n, &failed, rest, &rv);
         return in_memory ? action : PTMON_ACTION_DENY;
     }
     pm->pending.bytes = NULL;
@@ -864,10 +892,11 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 
 /* ---- commit ---------------------------------------------------------------------------- */
 
-/* Read again every slot marked unread and apply what it holds (its waiting watches are touched
- * even if it did not change). Only tables holding such a node are searched. @return 0, or an
- * error with the slots still unreadable left marked for the next commit. */
-static int reread_unread(ptmon *pm)
+/* Read again every slot marked unread, but those in [skip_gpa, skip_gpa + skip_size), and apply
+ * what it holds (its waiting watches are touched even if it did not change). Only tables holding
+ * such a node are searched. @return 0, or an error with the slots still unreadable left marked
+ * for the next commit. */
+static int reread_unread(ptmon *pm, uint64_t skip_gpa, uint32_t skip_size)
 {
     size_t n = 0, cap = pm->unread;
     struct slot_change *changes = glue_alloc(&pm->glue, cap * sizeof(*changes));
@@ -883,7 +912,8 @@ static int reread_unread(ptmon *pm)
             struct entry *chain = table_slot_chain(t, slot);
             uint64_t value;
             int rrc;
-            if (!entry_chain_unread(chain) || n == cap) /* (a slot per unread node at most) */
+            if (!entry_chain_unread(chain) || n == cap || /* (a slot per unread node at most) */
+                (chain->gpa >= skip_gpa && chain->gpa < skip_gpa + skip_size))
                 continue;
             rrc = entry_read(pm, chain->gpa, &value);
             if (rrc < 0) {
@@ -910,29 +940,45 @@ static void free_dead_watches(ptmon *pm)
     }
 }
 
-void watch_commit(ptmon *pm)
+/* Read the unread entries again (but those of the skipped range), retry the failed placements
+ * if @p placements, and tell what changed now, as of no vCPU (callbacks may unwatch). */
+static void catch_up(ptmon *pm, uint64_t skip_gpa, uint32_t skip_size, int placements)
 {
     int rc;
 
-    free_dead_watches(pm);
-    /* Both steps below read guest memory: not while a write of unknown bytes is to land. */
-    if (pm->reads_held || (!pm->incomplete && !pm->unread))
-        return;
-    /* Changes found now are delivered now, as an event of no vCPU; callbacks may unwatch. */
     pm->event_depth++;
     start_pass(pm);
-    rc = pm->unread ? reread_unread(pm) : 0;
-    if (rc < 0)
-        glue_log(&pm->glue, PTMON_LOG_WARN, "commit: %zu watched entries still unread: %s",
-                 pm->unread, ptmon_strerror(rc));
-    for (struct ptmon_watch *w = pm->watches; w && pm->incomplete; w = w->all_next)
+    rc = pm->unread ? reread_unread(pm, skip_gpa, skip_size) : 0;
+    if (rc < 0 && pm->unread != pm->unread_logged) /* once per count, not once per event */
+        glue_log(&pm->glue, PTMON_LOG_WARN, "%zu watched entries still unread: %s", pm->unread,
+                 ptmon_strerror(rc));
+    pm->unread_logged = pm->unread;
+    for (struct ptmon_watch *w = pm->watches; placements && w && pm->incomplete; w = w->all_next)
         if (w->incomplete) {
             touch(pm, w, w->depth);
             complete_placement(pm, w);
         }
     deliver(pm, take_touched(pm), PTMON_VCPU_NONE, PASS_TELL, NULL, NULL);
     pm->event_depth--;
-    free_dead_watches(pm); /* removed by these callbacks: the commit is their event's end */
+    free_dead_watches(pm); /* removed by these callbacks: this pass is their event's end */
+}
+
+void watch_commit(ptmon *pm)
+{
+    free_dead_watches(pm);
+    /* Both steps read guest memory: not while a write of unknown bytes is to land. */
+    if (!pm->reads_held && (pm->incomplete || pm->unread))
+        catch_up(pm, 0, 0, 1);
+}
+
+void watch_before_event(ptmon *pm, const ptmon_mem_event *ev)
+{
+    /* A POST write is in memory already: its own entries are read by its decode, where their
+     * change belongs (and may be denied). */
+    int post_write = ev->access == PTMON_ACCESS_W && ev->delivery == PTMON_DELIVERY_POST;
+
+    if (pm->unread)
+        catch_up(pm, post_write ? ev->gpa : 0, post_write ? ev->size : 0, 0);
 }
 
 void watch_destroy_all(ptmon *pm)
