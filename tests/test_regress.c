@@ -840,6 +840,44 @@ static void destroy_reads_nothing_and_calls_no_callback(void **state)
     free(g);
 }
 
+/* A callback of the catch-up before a write (an entry a failed read left unknown) removes a
+ * watch; a callback of the write itself removes it again. The handle stays valid until the
+ * event's end, so the second removal is PTMON_EINVAL (it used to be freed by the catch-up:
+ * use-after-free, found by the fuzzer's failure bursts under ASan). */
+static struct ptmon_watch *catch_up_victim;
+static int catch_up_second_rc;
+static void catch_up_remover(struct guest *g, struct ptmon_watch *w, const ptmon_change *c)
+{
+    (void)g;
+    (void)w;
+    if (c->vcpu == PTMON_VCPU_NONE)
+        assert_int_equal(ptmon_unwatch(catch_up_victim), 0);
+    else
+        catch_up_second_rc = ptmon_unwatch(catch_up_victim);
+}
+
+static void watch_removed_by_a_catch_up_callback_stays_valid_for_the_event(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t f1 = new_frame(g), f2 = new_frame(g), f3 = new_frame(g);
+    map4k(g, VA, f1, RWU);
+    map4k(g, VA + 0x1000, f1, RWU);
+    map4k(g, VA + 0x2000, f1, RWU);
+    watch_va(g, VA);
+    catch_up_victim = watch_va(g, VA + 0x1000);
+    watch_va(g, VA + 0x2000);
+    remap_while_unreadable(g, f2); /* VA's entry: unread */
+    catch_up_second_rc = 1;
+    g->hook = catch_up_remover;
+    map4k(g, VA + 0x2000, f3, RWU); /* the catch-up tells VA, then this write tells VA + 8K */
+    g->hook = NULL;
+    assert_int_equal(catch_up_second_rc, PTMON_EINVAL);
+    assert_int_equal(g->ncalls, 2);
+    assert_int_equal(g->calls[0].change.vcpu, PTMON_VCPU_NONE);
+    assert_int_equal(g->calls[1].change.va, VA + 0x2000);
+    guest_free(g);
+}
+
 /* ---- placement shortcut: a watch next to the previous one reuses its upper nodes ------------ */
 
 /* The previous watch's page table moved (its PDE was remapped) and another address space holds
@@ -905,6 +943,7 @@ int main(void)
         ON(post_deny_leaves_an_entry_of_unknown_old_value_as_written, post4),
         ON(delayed_change_is_told_before_the_next_write_without_veto, pre4),
         ON(watch_placed_after_a_read_failure_starts_from_memory, post4),
+        ON(watch_removed_by_a_catch_up_callback_stays_valid_for_the_event, post4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, pre4),
         ON(change_of_upper_and_lower_entry_reports_the_upper_level, post4),
         ON(placement_retried_at_commit_reads_the_pending_write, pre4),

@@ -960,17 +960,20 @@ static void catch_up(ptmon *pm, uint64_t skip_gpa, uint32_t skip_size, int place
         }
     deliver(pm, take_touched(pm), PTMON_VCPU_NONE, PASS_TELL, NULL, NULL);
     pm->event_depth--;
-    free_dead_watches(pm); /* removed by these callbacks: this pass is their event's end */
 }
 
 void watch_commit(ptmon *pm)
 {
     free_dead_watches(pm);
     /* Both steps read guest memory: not while a write of unknown bytes is to land. */
-    if (!pm->reads_held && (pm->incomplete || pm->unread))
+    if (!pm->reads_held && (pm->incomplete || pm->unread)) {
         catch_up(pm, 0, 0, 1);
+        free_dead_watches(pm); /* removed by its callbacks: the commit is their event's end */
+    }
 }
 
+/* (Watches its callbacks remove stay allocated until the event's own commit, like any removed
+ * during an event: their handles may still be passed to ptmon_unwatch, which says EINVAL.) */
 void watch_before_event(ptmon *pm, const ptmon_mem_event *ev)
 {
     /* A POST write is in memory already: its own entries are read by its decode, where their

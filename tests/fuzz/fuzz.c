@@ -84,6 +84,7 @@ struct fz {
     int denied;
     int added_in_event;
     int forward_seen; /* a callback of this write (not of no vCPU) came */
+    int before_write; /* the callback running tells a change older than the write */
     ptmon_mem_event ev;
     uint8_t evbytes[4096];
     uint8_t evold[4096];
@@ -95,6 +96,7 @@ struct fz {
     /* fault injection */
     uint64_t remaining, calls_before, logs_before;
     int fired, fired_now, armed, api_error;
+    int burst; /* a burst of failures is going on (fz_options.burst_pct) */
 };
 
 /* ---- byte source -------------------------------------------------------------------------- */
@@ -373,14 +375,14 @@ static void note_api(struct fz *z, int rc)
 
 static int relaxed(const struct fz *z)
 {
-    return z->armed || z->fired_now;
+    return z->armed || z->fired_now || z->burst;
 }
 
 /* Has the failure injected in this step fired already? */
 static int fault_fired_in_step(const struct fz *z)
 {
-    return z->armed && z->opt->fault_op >= 0 &&
-           ptmon_fake_failure_fired(z->fake, (enum ptmon_fake_op)z->opt->fault_op);
+    return z->burst || (z->armed && z->opt->fault_op >= 0 &&
+                        ptmon_fake_failure_fired(z->fake, (enum ptmon_fake_op)z->opt->fault_op));
 }
 
 /* Place a watch; @return its slot or -1. */
@@ -424,7 +426,9 @@ static int add_watch(struct fz *z, uint64_t cr3, uint64_t va, unsigned flags)
         fail(z, "ptmon_watch returned no handle");
     s->w = w;
     s->live = 1;
-    s->born_event = z->in_event ? z->event_id : 0;
+    /* placed while entries left unknown are caught up, before the write is decoded: from
+     * memory without the write, so it is told of it like the older watches */
+    s->born_event = z->in_event && !z->before_write ? z->event_id : 0;
     s->told = ptmon_watch_translation(w);
     z->res->placed++;
     if (z->in_event)
@@ -550,6 +554,7 @@ static int on_change(ptmon *pm, struct ptmon_watch *w, void *ctx, const ptmon_ch
     s->told = c->after;
 
     /* re-entry */
+    z->before_write = z->in_event && c->vcpu == PTMON_VCPU_NONE && !z->forward_seen;
     unsigned r = below(z, 64);
     if (r < 3) {
         remove_watch(z, s);
@@ -624,6 +629,7 @@ static int handler(void *ctx, const ptmon_mem_event *ev)
     z->denied = 0;
     z->added_in_event = 0;
     z->forward_seen = 0;
+    z->before_write = 0;
     trace(z, " event gpa %#llx size %u %s", (unsigned long long)ev->gpa, ev->size,
           ev->delivery == PTMON_DELIVERY_PRE ? "pre" : "post");
     rc = ptmon_handle_event(z->pm, &e);
@@ -1297,12 +1303,57 @@ static void verify(struct fz *z)
              (unsigned long long)ptmon_fake_stat(z->fake, PTMON_FAKE_STAT_BYTES_ALLOCATED));
 }
 
+/*
+ * Bursts: reads, and now and then emulated writes, keep failing over several steps, as when a
+ * guest balloons out a page-table frame. ptmon may hold callbacks back meanwhile, but every
+ * callback it makes must be exact and its own structures sound at every step; once the failures
+ * stop and a commit has run, the full verification must pass.
+ */
+static void burst_arm(struct fz *z)
+{
+    if (!z->opt->burst_pct || z->opt->fault_op >= 0)
+        return;
+    if (!z->burst && below(z, 100) < z->opt->burst_pct)
+        z->burst = 1;
+    if (!z->burst)
+        return;
+    if (chance(z, 2))
+        ptmon_fake_fail_calls(z->fake, PTMON_FAKE_OP_READ_GPA, 1 + below(z, 6), 1 + below(z, 4),
+                              PTMON_EIO);
+    if (chance(z, 6))
+        ptmon_fake_fail_calls(z->fake, PTMON_FAKE_OP_EMULATE_WRITE, 1 + below(z, 3), 1, PTMON_EIO);
+}
+
+/* @return nonzero while the burst goes on: the step's full verification waits for its end. */
+static int burst_continues(struct fz *z)
+{
+    ptmon_finding f[MAXW + 8];
+    int n;
+
+    if (!z->burst)
+        return 0;
+    ptmon_fake_fail_calls(z->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
+    ptmon_fake_fail_calls(z->fake, PTMON_FAKE_OP_EMULATE_WRITE, 0, 0, 0);
+    n = ptmon_check(z->pm, f, MAXW + 8);
+    for (int i = 0; i < n && i < MAXW + 8; i++)
+        if (f[i].kind != PTMON_FINDING_STALE_RECORD &&
+            !(f[i].kind == PTMON_FINDING_CACHE && strstr(f[i].text, "unread")))
+            fail(z, "in a burst of failures: ptmon_check: %s", f[i].text);
+    z->res->burst_steps++;
+    if (!chance(z, 4))
+        return 1;
+    z->burst = 0;
+    z->fired_now = 1; /* the commit below, then the full verification */
+    return 0;
+}
+
 static void one_step(struct fz *z)
 {
     unsigned op = below(z, 100);
 
     resnap(z);
     arm(z);
+    burst_arm(z);
     if (op < 52) {
         static const unsigned kinds[] = {0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 7};
         step_store(z, kinds[below(z, 16)]);
@@ -1333,6 +1384,10 @@ static void one_step(struct fz *z)
         z->nobytes = !z->nobytes;
     }
     disarm(z);
+    if (burst_continues(z)) {
+        z->res->steps++;
+        return;
+    }
     /* The failure is spent: a commit retries what it left undone. Without emulate_write a PRE
      * write of unknown bytes lands after its event, to be read by the next commit: this one. */
     if (z->fired_now || (z->nobytes && !z->glue.emulate_write)) {

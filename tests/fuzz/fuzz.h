@@ -70,12 +70,16 @@ struct fz_options {
     int fault_op;
     uint64_t fault_nth;
     int fault_count;
+    /* chance in percent that a step starts a burst of failing reads and emulated writes that
+     * lasts several steps (0: none; not with fault_op) */
+    unsigned burst_pct;
 };
 
 /** What a run did. */
 struct fz_result {
     uint64_t steps, events, callbacks, reverted, denies, placed, present_checks, stores;
     uint64_t waiting_checks; /* checks of a watch waiting for room under the caps */
+    uint64_t burst_steps;    /* steps run inside a burst of failures */
     uint64_t fault_calls;    /* calls of fault_op seen in the actions (fault_count) */
     int fault_fired;
     uint64_t unreported; /* injected failures neither returned nor logged */

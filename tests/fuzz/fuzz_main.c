@@ -2,7 +2,7 @@
  * fuzz_main.c — the seeded differential fuzzer driver.
  *
  *   ptmon_fuzz [--mode 32|pae|4|5|all] [--steps N] [--run-steps N] [--seed S] [--fixed LIST]
- *              [--faults OPS] [--verbose] [--write-corpus DIR --inputs N]
+ *              [--faults OPS] [--bursts PCT] [--verbose] [--write-corpus DIR --inputs N]
  *
  * --steps N       steps per paging mode (default 20000), in runs of --run-steps (default 2000)
  *                 each with its own seed (S, S+1, ...); a divergence prints the mode, seed and
@@ -12,6 +12,8 @@
  *                 operation in OPS ("all", or a comma list of read_gpa, get_access, set_access,
  *                 set_access_batch, emulate_write, flush, log, alloc), one run per call;
  *                 --nth K reruns only the run failing the K-th call (with --verbose: a trace).
+ * --bursts PCT    each step starts, with this chance in percent, a burst of failing reads and
+ *                 emulated writes lasting several steps (checks: see burst_arm in fuzz.c).
  * --fixed LIST    known bugs whose full checks run (default all; B1,...,N4; also FZ_FIXED).
  * --write-corpus  write N libFuzzer inputs (random bytes, --run-steps worth) to DIR.
  *
@@ -46,7 +48,8 @@ static int parse_mode(const char *s, enum ptmon_paging_mode *out)
 }
 
 static void run_modes(const enum ptmon_paging_mode *modes, unsigned nmodes, uint64_t steps,
-                      uint64_t run_steps, uint64_t seed, unsigned fixed, int verbose)
+                      uint64_t run_steps, uint64_t seed, unsigned fixed, unsigned bursts,
+                      int verbose)
 {
     for (unsigned m = 0; m < nmodes; m++) {
         struct fz_result tot;
@@ -64,6 +67,7 @@ static void run_modes(const enum ptmon_paging_mode *modes, unsigned nmodes, uint
             opt.verbose = verbose;
             opt.seed = seed + runs;
             opt.fault_op = -1;
+            opt.burst_pct = bursts;
             fz_src_seed(&src, opt.seed);
             fz_run(&opt, &src, &res);
             done += res.steps;
@@ -76,17 +80,18 @@ static void run_modes(const enum ptmon_paging_mode *modes, unsigned nmodes, uint
             tot.stores += res.stores;
             tot.present_checks += res.present_checks;
             tot.waiting_checks += res.waiting_checks;
+            tot.burst_steps += res.burst_steps;
         }
         printf("mode %-3s: %llu steps in %llu runs (seeds %llu..%llu), %llu stores, %llu events, "
                "%llu watches placed, %llu callbacks (%llu reverted), %llu denies, %llu present "
-               "checks, %llu waiting under caps, %.1f s: no divergence\n",
+               "checks, %llu waiting under caps, %llu in failure bursts, %.1f s: no divergence\n",
                fz_mode_name(modes[m]), (unsigned long long)tot.steps, (unsigned long long)runs,
                (unsigned long long)seed, (unsigned long long)(seed + runs - 1),
                (unsigned long long)tot.stores, (unsigned long long)tot.events,
                (unsigned long long)tot.placed, (unsigned long long)tot.callbacks,
                (unsigned long long)tot.reverted, (unsigned long long)tot.denies,
                (unsigned long long)tot.present_checks, (unsigned long long)tot.waiting_checks,
-               now() - t0);
+               (unsigned long long)tot.burst_steps, now() - t0);
         fflush(stdout);
     }
 }
@@ -182,6 +187,7 @@ int main(int argc, char **argv)
     enum ptmon_paging_mode modes[4];
     unsigned nmodes = 4, fixed = fz_parse_fixed(getenv("FZ_FIXED"));
     uint64_t steps = 20000, run_steps = 0, seed = 1, nruns = 2, inputs = 16, only_nth = 0;
+    unsigned bursts = 0;
     const char *faults = NULL, *corpus = NULL;
     int verbose = 0;
 
@@ -218,6 +224,8 @@ int main(int argc, char **argv)
             only_nth = strtoull(v, NULL, 0);
         } else if (strcmp(a, "--inputs") == 0) {
             inputs = strtoull(v, NULL, 0);
+        } else if (strcmp(a, "--bursts") == 0) {
+            bursts = (unsigned)strtoul(v, NULL, 0);
         } else if (strcmp(a, "--fixed") == 0) {
             fixed = fz_parse_fixed(v);
         } else if (strcmp(a, "--faults") == 0) {
@@ -235,6 +243,6 @@ int main(int argc, char **argv)
         run_faults(modes, nmodes, faults, run_steps ? run_steps : 40, seed, nruns, fixed, verbose,
                    only_nth);
     else
-        run_modes(modes, nmodes, steps, run_steps ? run_steps : 2000, seed, fixed, verbose);
+        run_modes(modes, nmodes, steps, run_steps ? run_steps : 2000, seed, fixed, bursts, verbose);
     return 0;
 }
