@@ -53,7 +53,8 @@ int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev)
 
     if (!pm || !ev || !event_valid(ev))
         return PTMON_EINVAL;
-    watch_before_event(pm, ev);
+    if (pm->unread)
+        watch_before_event(pm, ev);
     f = frame_find(pm, ev->gpa >> 12);
     if (!f)
         return PTMON_ACTION_ALLOW; /* stale: in flight while ptmon relaxed the frame */

@@ -980,8 +980,7 @@ void watch_before_event(ptmon *pm, const ptmon_mem_event *ev)
      * change belongs (and may be denied). */
     int post_write = ev->access == PTMON_ACCESS_W && ev->delivery == PTMON_DELIVERY_POST;
 
-    if (pm->unread)
-        catch_up(pm, post_write ? ev->gpa : 0, post_write ? ev->size : 0, 0);
+    catch_up(pm, post_write ? ev->gpa : 0, post_write ? ev->size : 0, 0);
 }
 
 void watch_destroy_all(ptmon *pm)
