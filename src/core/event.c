@@ -37,12 +37,14 @@ static int settle_pending_write(ptmon *pm, const ptmon_mem_event *ev, int action
         pm->pending.size = ev->size;
         return action;
     }
-    rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
-    if (rc == 0)
-        return PTMON_ACTION_EMULATED;
-    glue_log(&pm->glue, PTMON_LOG_WARN, "write of unknown bytes at 0x%llx: %s; commit deferred",
-             (unsigned long long)ev->gpa, ptmon_strerror(rc));
-    pm->reads_held = 1;
+    if (pm->glue.emulate_write) {
+        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
+        if (rc == 0)
+            return PTMON_ACTION_EMULATED;
+        glue_log(&pm->glue, PTMON_LOG_WARN, "write of unknown bytes at 0x%llx: %s; commit deferred",
+                 (unsigned long long)ev->gpa, ptmon_strerror(rc));
+    }
+    pm->reads_held = 1; /* (without emulate_write: the documented way, nothing to report) */
     return action;
 }
 
