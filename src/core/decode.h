@@ -8,25 +8,31 @@
 
 #include "core/table.h"
 
+#include <string.h>
+
 /** One changed watched entry of a write. */
 struct slot_change {
     uint64_t gpa;
     uint64_t old_value, new_value;
 };
 
-/** A set of slots of one table (a bit per slot). */
+/** A set of slots of one table (a bit per slot). Emptied in O(1) (count = 0): the bits are
+ *  cleared when the first slot is added, which on the hot path never happens. */
 struct slot_set {
+    unsigned count;
     uint64_t bits[TABLE_MAX_SLOTS / 64];
 };
 
 static inline void slot_set_add(struct slot_set *s, unsigned slot)
 {
+    if (s->count++ == 0)
+        memset(s->bits, 0, sizeof(s->bits));
     s->bits[slot / 64] |= 1ull << (slot % 64);
 }
 
 static inline int slot_set_has(const struct slot_set *s, unsigned slot)
 {
-    return (int)((s->bits[slot / 64] >> (slot % 64)) & 1);
+    return s->count && ((s->bits[slot / 64] >> (slot % 64)) & 1);
 }
 
 /** @return nonzero if [gpa, gpa + size) touches a watched slot of @p t. Reads nothing. */

@@ -827,7 +827,7 @@ static int perform_allowed(ptmon *pm, const ptmon_mem_event *ev, int action)
 int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 {
     struct slot_change changes[4096 / 4];
-    struct slot_set failed = {{0}};
+    struct slot_set failed;
     uint8_t saved[4096];
     const uint8_t *old = NULL;
     int pre = ev->delivery == PTMON_DELIVERY_PRE, in_memory = !pre, action = PTMON_ACTION_ALLOW;
@@ -840,6 +840,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         pm->stats.irrelevant++;
         return PTMON_ACTION_ALLOW;
     }
+    failed.count = 0;
     if (pre && !ev->bytes) {
         /* The backend does not know the bytes: have it perform the write now; from then on this
          * is a write already in memory. The range is saved first so that a deny can undo all of
