@@ -866,7 +866,8 @@ static void watch_removed_by_a_catch_up_callback_stays_valid_for_the_event(void 
     watch_va(g, VA);
     catch_up_victim = watch_va(g, VA + 0x1000);
     watch_va(g, VA + 0x2000);
-    remap_while_unreadable(g, f2); /* VA's entry: unread */
+    remap_while_unreadable(g, f2); /* VA's entry: unread (POST: the failed read is decode's) */
+    ptmon_fake_set_delivery(g->fake, PTMON_DELIVERY_PRE); /* the catch-up comes before PRE writes */
     catch_up_second_rc = 1;
     g->hook = catch_up_remover;
     map4k(g, VA + 0x2000, f3, RWU); /* the catch-up tells VA, then this write tells VA + 8K */

@@ -893,11 +893,10 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 
 /* ---- commit ---------------------------------------------------------------------------- */
 
-/* Read again every slot marked unread, but those in [skip_gpa, skip_gpa + skip_size), and apply
- * what it holds (its waiting watches are touched even if it did not change). Only tables holding
- * such a node are searched. @return 0, or an error with the slots still unreadable left marked
- * for the next commit. */
-static int reread_unread(ptmon *pm, uint64_t skip_gpa, uint32_t skip_size)
+/* Read again every slot marked unread and apply what it holds (its waiting watches are touched
+ * even if it did not change). Only tables holding such a node are searched. @return 0, or an
+ * error with the slots still unreadable left marked for the next commit. */
+static int reread_unread(ptmon *pm)
 {
     size_t n = 0, cap = pm->unread;
     struct slot_change *changes = glue_alloc(&pm->glue, cap * sizeof(*changes));
@@ -913,8 +912,7 @@ static int reread_unread(ptmon *pm, uint64_t skip_gpa, uint32_t skip_size)
             struct entry *chain = table_slot_chain(t, slot);
             uint64_t value;
             int rrc;
-            if (!entry_chain_unread(chain) || n == cap || /* (a slot per unread node at most) */
-                (chain->gpa >= skip_gpa && chain->gpa < skip_gpa + skip_size))
+            if (!entry_chain_unread(chain) || n == cap) /* (a slot per unread node at most) */
                 continue;
             rrc = entry_read(pm, chain->gpa, &value);
             if (rrc < 0) {
@@ -941,15 +939,15 @@ static void free_dead_watches(ptmon *pm)
     }
 }
 
-/* Read the unread entries again (but those of the skipped range), retry the failed placements
- * if @p placements, and tell what changed now, as of no vCPU (callbacks may unwatch). */
-static void catch_up(ptmon *pm, uint64_t skip_gpa, uint32_t skip_size, int placements)
+/* Read the unread entries again, retry the failed placements if @p placements, and tell what
+ * changed now, as of no vCPU (callbacks may unwatch). */
+static void catch_up(ptmon *pm, int placements)
 {
     int rc;
 
     pm->event_depth++;
     start_pass(pm);
-    rc = pm->unread ? reread_unread(pm, skip_gpa, skip_size) : 0;
+    rc = pm->unread ? reread_unread(pm) : 0;
     if (rc < 0 && pm->unread != pm->unread_logged) /* once per count, not once per event */
         glue_log(&pm->glue, PTMON_LOG_WARN, "%zu watched entries still unread: %s", pm->unread,
                  ptmon_strerror(rc));
@@ -968,7 +966,7 @@ void watch_commit(ptmon *pm)
     free_dead_watches(pm);
     /* Both steps read guest memory: not while a write of unknown bytes is to land. */
     if (!pm->reads_held && (pm->incomplete || pm->unread)) {
-        catch_up(pm, 0, 0, 1);
+        catch_up(pm, 1);
         free_dead_watches(pm); /* removed by its callbacks: the commit is their event's end */
     }
 }
@@ -977,11 +975,12 @@ void watch_commit(ptmon *pm)
  * during an event: their handles may still be passed to ptmon_unwatch, which says EINVAL.) */
 void watch_before_event(ptmon *pm, const ptmon_mem_event *ev)
 {
-    /* A POST write is in memory already: its own entries are read by its decode, where their
-     * change belongs (and may be denied). */
-    int post_write = ev->access == PTMON_ACCESS_W && ev->delivery == PTMON_DELIVERY_POST;
-
-    catch_up(pm, post_write ? ev->gpa : 0, post_write ? ev->size : 0, 0);
+    /* Not before a POST write: memory holds it already, so what is read now would mix it with
+     * the state before it. Its decode reads its own entries (their change is its), the watches
+     * through the others wait for its commit. */
+    if (ev->access == PTMON_ACCESS_W && ev->delivery == PTMON_DELIVERY_POST)
+        return;
+    catch_up(pm, 0);
 }
 
 void watch_destroy_all(ptmon *pm)

@@ -38,9 +38,9 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev);
  *  commit); changes found are told as of no vCPU. */
 void watch_commit(ptmon *pm);
 
-/** Before event @p ev, when pm->unread: read the entries that could not be read before (but
- *  those a POST write covers), so that what changed there is told as an older change (no vCPU,
- *  no veto) and not as part of this write, whose deny could not undo it. */
+/** Before event @p ev (not a POST write), when pm->unread: read the entries that could not be
+ *  read before, so that what changed there is told as an older change (no vCPU, no veto) and not
+ *  as part of this write, whose deny could not undo it. */
 void watch_before_event(ptmon *pm, const ptmon_mem_event *ev);
 
 /** Free every watch (teardown). */
