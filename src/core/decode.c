@@ -10,6 +10,17 @@
 #include "core/entry.h"
 #include "core/walk.h"
 
+/* The slots of a table the range [gpa, gpa + size) covers, within one frame. */
+static inline unsigned first_slot(const ptmon *pm, uint64_t gpa)
+{
+    return (unsigned)((gpa & 0xfff) / pm->esize);
+}
+
+static inline unsigned last_slot(const ptmon *pm, uint64_t gpa, uint32_t size)
+{
+    return (unsigned)(((gpa & 0xfff) + size - 1) / pm->esize);
+}
+
 /* The slot of @p chain cannot be known now: its nodes wait for a commit to read it again. */
 static void slot_unreadable(ptmon *pm, struct entry *chain)
 {
@@ -21,10 +32,8 @@ static void slot_unreadable(ptmon *pm, struct entry *chain)
 size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
                     struct slot_change *out, struct slot_set *failed)
 {
-    unsigned esize = pm->esize;
+    unsigned esize = pm->esize, first = first_slot(pm, gpa), last = last_slot(pm, gpa, size);
     uint64_t frame = gpa & ~0xfffull;
-    unsigned first = (unsigned)((gpa & 0xfff) / esize);
-    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
     size_t n = 0;
 
     for (unsigned slot = first; slot <= last; slot++) {
@@ -61,9 +70,7 @@ size_t decode_write(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size,
 
 void decode_mark_unread(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size)
 {
-    unsigned esize = pm->esize;
-    unsigned first = (unsigned)((gpa & 0xfff) / esize);
-    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
+    unsigned first = first_slot(pm, gpa), last = last_slot(pm, gpa, size);
 
     for (unsigned slot = first; slot <= last; slot++)
         if (table_slot_watched(t, slot))
@@ -73,9 +80,7 @@ void decode_mark_unread(ptmon *pm, struct table *t, uint64_t gpa, uint32_t size)
 /* Quick test without reading anything: does the write touch a watched slot at all? */
 int decode_touches_watched(const ptmon *pm, const struct table *t, uint64_t gpa, uint32_t size)
 {
-    unsigned esize = pm->esize;
-    unsigned first = (unsigned)((gpa & 0xfff) / esize);
-    unsigned last = (unsigned)(((gpa & 0xfff) + size - 1) / esize);
+    unsigned first = first_slot(pm, gpa), last = last_slot(pm, gpa, size);
 
     for (unsigned slot = first; slot <= last; slot++)
         if (table_slot_watched(t, slot))

@@ -32,9 +32,7 @@ static int settle_pending_write(ptmon *pm, const ptmon_mem_event *ev, int action
         action != PTMON_ACTION_ALLOW || pm->reads_held || !(pm->unread || pm->incomplete))
         return action;
     if (ev->bytes) {
-        pm->pending.bytes = ev->bytes;
-        pm->pending.gpa = ev->gpa;
-        pm->pending.size = ev->size;
+        pm->pending = pending_write_of(ev);
         return action;
     }
     if (pm->glue.emulate_write) {

@@ -26,6 +26,13 @@ struct pending_write {
     uint32_t size;
 };
 
+/* The overlay of PRE event @p ev: reads go through its bytes while pm->pending holds it. */
+static inline struct pending_write pending_write_of(const ptmon_mem_event *ev)
+{
+    struct pending_write pw = {ev->bytes, ev->gpa, ev->size};
+    return pw;
+}
+
 struct ptmon {
     ptmon_glue glue;     /* imported copy: members beyond the backend's version are NULL */
     ptmon_paging paging; /* resolved paging (never AUTO) */

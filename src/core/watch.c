@@ -720,7 +720,7 @@ static size_t write_back_old(ptmon *pm, const ptmon_mem_event *ev, const struct 
             left++;
         }
     }
-    for (unsigned slot = first; f && f->table && slot <= last; slot++) {
+    for (unsigned slot = first; failed->count && f && f->table && slot <= last; slot++) {
         struct entry *chain;
         if (!slot_set_has(failed, slot) || !table_slot_watched(f->table, slot))
             continue;
@@ -866,9 +866,7 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         in_memory = 1;
         action = PTMON_ACTION_EMULATED;
     } else if (pre) {
-        pm->pending.bytes = ev->bytes;
-        pm->pending.gpa = ev->gpa;
-        pm->pending.size = ev->size;
+        pm->pending = pending_write_of(ev);
     }
     n = decode_write(pm, t, ev->gpa, ev->size, changes, &failed);
     if (n == 0) {
