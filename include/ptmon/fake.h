@@ -22,6 +22,7 @@
 #define PTMON_FAKE_H
 
 #include <ptmon/backend.h>
+#include <ptmon/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -334,6 +335,54 @@ PTMON_EXTERN const char *ptmon_fake_last_log(const ptmon_fake *fake);
 /** @return how many glue pause calls are not yet matched by a resume (resume at 0 fails with
  *  PTMON_EINVAL). */
 PTMON_EXTERN unsigned ptmon_fake_pause_depth(const ptmon_fake *fake);
+
+/* ---- replay of a trace (<ptmon/trace.h>) ----------------------------------------------- */
+
+/** What a replay did and how it compares with the recording. */
+typedef struct ptmon_fake_replay_result {
+    uint64_t records;            /**< records read */
+    uint64_t calls;              /**< instance calls replayed (watch, unwatch, event, ...) */
+    uint64_t events;             /**< of which ptmon_handle_event */
+    uint64_t facts;              /**< FRAME and MEM records put into the fake's RAM */
+    uint64_t failures;           /**< recorded backend failures injected again */
+    uint64_t callbacks;          /**< callbacks the replayed instance made */
+    uint64_t callbacks_recorded; /**< callbacks the recording holds */
+    /** Differences between the replay and the recording (a result, an action, a callback
+     *  made or not made, its change, a recorded failure not met again): 0 means the replay
+     *  reproduced the recording exactly. */
+    uint64_t divergences;
+    int complete;               /**< 1 when the trace ended with its END record */
+    char first_divergence[256]; /**< a description of the first divergence, or "" */
+} ptmon_fake_replay_result;
+
+/** What a replay tells its caller as it goes. Every member may be NULL. */
+typedef struct ptmon_fake_replay_observer {
+    /** A callback of the replayed instance, with the answer it gives (the one the recording
+     *  holds) and the time of the call that caused it (ns since the recorded instance was
+     *  created: an event's time, else the last event's). */
+    void (*change)(void *ctx, const ptmon_change *change, int action, uint64_t time_ns);
+    /** A recorded call was made again (after its callbacks): @p call is its record, @p result
+     *  what the replayed call returned (ptmon_check: the findings). */
+    void (*call)(void *ctx, const ptmon_trace_record *call, int result);
+    void *ctx;
+} ptmon_fake_replay_observer;
+
+/**
+ * Replay the trace @p trace (@p len bytes) on a new fake guest: its RAM gets the frames and
+ * bytes the trace records, an instance with the recorded paging, caps and glue members is
+ * created on it, and every recorded call is made again in order, with the recorded backend
+ * failures injected where they happened and each callback answered as it was answered then.
+ * Everything the replay creates is freed before it returns.
+ * @param obs  told of every callback and call (NULL: no one)
+ * @param[out] res  counts and the comparison; filled in also when an error is returned
+ * @return 0 when the trace was replayed to its end (res->divergences says whether it matched),
+ *         PTMON_EINVAL (NULL argument, malformed trace: res->first_divergence says where),
+ *         PTMON_ENOTSUP (the trace holds what a replay cannot do: frame hooks, calls made from
+ *         callbacks, a PRE write of unknown bytes, RAM beyond 64 GiB), PTMON_ENOMEM.
+ */
+PTMON_EXTERN int ptmon_fake_replay(const void *trace, size_t len,
+                                   const ptmon_fake_replay_observer *obs,
+                                   ptmon_fake_replay_result *res);
 
 #ifdef __cplusplus
 }

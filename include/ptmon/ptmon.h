@@ -218,8 +218,10 @@ typedef struct ptmon ptmon;
 
 /** The backend's callbacks; defined in <ptmon/backend.h>. Agents get one from a backend. */
 struct ptmon_glue;
+/** Where a recording goes; defined in <ptmon/trace.h>. */
+struct ptmon_trace_sink;
 
-#define PTMON_CONFIG_VERSION 2
+#define PTMON_CONFIG_VERSION 3
 
 /** Instance configuration. Initialise with PTMON_CONFIG_INIT, then change what you need.
  *  Members are only ever appended; a caller's older version gets defaults for the rest. */
@@ -240,11 +242,18 @@ typedef struct ptmon_config {
     /** At most this many table records, i.e. write-protected page-table frames (0: no limit).
      *  Same behaviour as max_nodes. */
     uint64_t max_tables;
+
+    /* ---- version 3 ---- */
+
+    /** Record a trace of the instance's life into this sink (see <ptmon/trace.h>), from
+     *  creation to ptmon_destroy; NULL: no recording. The sink struct is copied; what its ctx
+     *  points to must outlive the instance. */
+    const struct ptmon_trace_sink *trace;
 } ptmon_config;
 
-#define PTMON_CONFIG_INIT                                   \
-    {                                                       \
-        PTMON_CONFIG_VERSION, {PTMON_MODE_AUTO, 0, 0}, 0, 0 \
+#define PTMON_CONFIG_INIT                                         \
+    {                                                             \
+        PTMON_CONFIG_VERSION, {PTMON_MODE_AUTO, 0, 0}, 0, 0, NULL \
     }
 
 /**

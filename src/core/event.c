@@ -3,9 +3,10 @@
  * frame's hooks and (for page-table frames) to the watch engine, then the commit.
  *
  * Owns: event validation and the event's bracket (event_depth, and the pending write its closing
- * commit must see). Calls frame.c, watch.c and glue.c.
+ * commit must see). Calls frame.c, watch.c, glue.c and the recorder (trace_write.c).
  */
 #include "core/frame.h"
+#include "core/trace.h"
 #include "core/watch.h"
 
 static int event_valid(const ptmon_mem_event *ev)
@@ -46,12 +47,12 @@ static int settle_pending_write(ptmon *pm, const ptmon_mem_event *ev, int action
     return action;
 }
 
-int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev)
+static int handle_event(ptmon *pm, const ptmon_mem_event *ev)
 {
     struct frame *f;
     int action, rc;
 
-    if (!pm || !ev || !event_valid(ev))
+    if (!event_valid(ev))
         return PTMON_EINVAL;
     if (pm->unread)
         watch_before_event(pm, ev);
@@ -72,5 +73,19 @@ int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev)
     pm->reads_held = 0; /* the write lands after we answer: the next commit may read */
     if (rc < 0)
         glue_log(&pm->glue, PTMON_LOG_WARN, "commit after event failed: %s", ptmon_strerror(rc));
+    return action;
+}
+
+int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev)
+{
+    int action;
+
+    if (!pm || !ev)
+        return PTMON_EINVAL;
+    if (!pm->trace)
+        return handle_event(pm, ev);
+    trace_event_begin(pm->trace, ev);
+    action = handle_event(pm, ev);
+    trace_event_end(pm->trace, ev, action);
     return action;
 }

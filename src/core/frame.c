@@ -1,7 +1,7 @@
 /*
  * frame.c — frame hooks and reference-counted frame protection (see frame.h).
  *
- * Owns: struct frame and struct ptmon_hook. Calls glue.c and map.c only.
+ * Owns: struct frame and struct ptmon_hook. Calls glue.c, map.c and the recorder (trace.h).
  *
  * Rule: restrictions are applied at once (a caller that reads a page table after protecting it
  * must not miss a write in between) and relaxed only at commit, so that a restriction released
@@ -9,6 +9,7 @@
  * become one batched backend call.
  */
 #include "core/frame.h"
+#include "core/trace.h"
 
 #include <string.h>
 
@@ -158,6 +159,8 @@ int ptmon_hook_gpa(ptmon *pm, uint64_t gpa, uint32_t len, uint32_t access, ptmon
     if (!pm || !fn || !out || len == 0 || len > 4096 - (gpa & 0xfff) || !(access & ACCESS_BITS) ||
         (access & ~(uint32_t)ACCESS_BITS))
         return PTMON_EINVAL;
+    if (pm->trace)
+        trace_hook(pm->trace);
     h = glue_alloc(&pm->glue, sizeof(*h));
     if (!h)
         return PTMON_ENOMEM;
@@ -187,6 +190,8 @@ int ptmon_unhook(ptmon_hook *h)
 {
     if (!h || h->dead)
         return PTMON_EINVAL;
+    if (h->pm->trace)
+        trace_hook(h->pm->trace);
     h->dead = 1;
     frame_release(h->pm, h->frame, h->access);
     return instance_commit_if_idle(h->pm);

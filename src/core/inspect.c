@@ -4,6 +4,7 @@
  * Owns: nothing lasting (check builds a temporary map and frees it). Reads every layer's
  * structures; calls walk.c and the glue (reads and get_access only, never a change).
  */
+#include "core/trace.h"
 #include "core/walk.h"
 #include "core/watch.h"
 
@@ -155,7 +156,7 @@ static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, st
                 "frame 0x%llx is kept with nothing on it", (unsigned long long)f->gfn);
 }
 
-int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max)
+static int check(ptmon *pm, ptmon_finding *out, size_t max)
 {
     struct findings fs = {out, out ? max : 0, 0, 0};
     struct map expected;
@@ -163,8 +164,6 @@ int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max)
     void *v;
     int rc;
 
-    if (!pm)
-        return PTMON_EINVAL;
     map_init(&expected);
     rc = check_watches(pm, &fs, &expected);
     if (rc == 0) {
@@ -179,6 +178,20 @@ int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max)
     if (rc < 0)
         return rc;
     return fs.count > (size_t)INT32_MAX ? INT32_MAX : (int)fs.count;
+}
+
+int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max)
+{
+    int rc;
+
+    if (!pm)
+        return PTMON_EINVAL;
+    if (!pm->trace)
+        return check(pm, out, max);
+    trace_begin(pm->trace);
+    rc = check(pm, out, max);
+    trace_result_end(pm->trace, PTMON_TRACE_CHECK, rc);
+    return rc;
 }
 
 int ptmon_get_stats(const ptmon *pm, ptmon_stats *out)

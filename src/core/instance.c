@@ -7,6 +7,7 @@
 #include "core/entry.h"
 #include "core/frame.h"
 #include "core/internal.h"
+#include "core/trace.h"
 #include "core/walk.h"
 #include "core/watch.h"
 
@@ -22,11 +23,13 @@ static int config_import(ptmon_config *dst, const ptmon_config *src)
     if (src->version < 1 || src->version > PTMON_CONFIG_VERSION)
         return PTMON_EVERSION;
     /* Only the members the caller's version has: its struct may be shorter than ours. */
+    dst->paging = src->paging;
     if (src->version >= 2) {
-        *dst = *src;
-    } else {
-        dst->paging = src->paging;
+        dst->max_nodes = src->max_nodes;
+        dst->max_tables = src->max_tables;
     }
+    if (src->version >= 3)
+        dst->trace = src->trace;
     dst->version = PTMON_CONFIG_VERSION;
     return 0;
 }
@@ -80,6 +83,13 @@ int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in
         return PTMON_ENOMEM;
     memset(pm, 0, sizeof(*pm));
     pm->glue = glue;
+    if (config.trace) {
+        rc = trace_start(&pm->trace, &glue, config.trace, &pm->glue);
+        if (rc < 0) {
+            glue_free(&glue, pm, sizeof(*pm));
+            return rc;
+        }
+    }
     pm->paging = paging;
     pm->levels = ptmon_paging_levels(paging.mode);
     pm->esize = pt_entry_size(&paging);
@@ -92,6 +102,8 @@ int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in
     pm->monitored = PTMON_DEFAULT_MONITORED;
     pm->max_nodes = config.max_nodes;
     pm->max_tables = config.max_tables;
+    if (pm->trace)
+        trace_header(pm->trace, &paging, pm->monitored, pm->max_nodes, pm->max_tables);
     glue_log(&pm->glue, PTMON_LOG_INFO, "ptmon %s: instance created, %s paging, maxphyaddr %u",
              ptmon_version_string(), ptmon_paging_mode_name(paging.mode), paging.maxphyaddr);
     *out = pm;
@@ -102,6 +114,10 @@ void ptmon_destroy(ptmon *pm)
 {
     if (!pm)
         return;
+    /* The trace ends here: destroying reads no guest memory and calls no callback. */
+    if (pm->trace)
+        trace_stop(pm->trace, &pm->glue);
+    pm->trace = NULL;
     watch_destroy_all(pm);
     entry_stock_trim(pm, 0);
     table_stock_trim(pm, 0);
@@ -111,12 +127,10 @@ void ptmon_destroy(ptmon *pm)
     glue_free(&glue, pm, sizeof(*pm));
 }
 
-int ptmon_commit(ptmon *pm)
+static int commit(ptmon *pm)
 {
     int rc, frc;
 
-    if (!pm)
-        return PTMON_EINVAL;
     /* From a callback: the event (or commit) being delivered is walking the lists a commit
      * frees; its own end commits. */
     if (pm->event_depth)
@@ -129,6 +143,20 @@ int ptmon_commit(ptmon *pm)
     table_stock_trim(pm, (unsigned)(pm->stats.tables / 2));
     frc = instance_flush(pm);
     return rc < 0 ? rc : frc;
+}
+
+int ptmon_commit(ptmon *pm)
+{
+    int rc;
+
+    if (!pm)
+        return PTMON_EINVAL;
+    if (!pm->trace)
+        return commit(pm);
+    trace_begin(pm->trace);
+    rc = commit(pm);
+    trace_result_end(pm->trace, PTMON_TRACE_COMMIT, rc);
+    return rc;
 }
 
 int instance_flush(ptmon *pm)
@@ -152,7 +180,7 @@ int instance_commit_if_idle(ptmon *pm)
     /* The common event leaves nothing to commit: skip the walk through the commit steps. */
     if (pm->event_depth || !(pm->commit_frames || pm->dead_watches || pm->incomplete || pm->unread))
         return 0;
-    return ptmon_commit(pm);
+    return commit(pm);
 }
 
 ptmon_paging ptmon_get_paging(const ptmon *pm)
@@ -169,7 +197,14 @@ static int instance_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 
 int ptmon_translate(ptmon *pm, uint64_t cr3, uint64_t va, ptmon_walk *out)
 {
+    int rc;
+
     if (!pm || !out)
         return PTMON_EINVAL;
-    return pt_walk(&pm->paging, instance_read, pm, cr3, va, NULL, NULL, out);
+    if (!pm->trace)
+        return pt_walk(&pm->paging, instance_read, pm, cr3, va, NULL, NULL, out);
+    trace_quiet(pm->trace, 1);
+    rc = pt_walk(&pm->paging, instance_read, pm, cr3, va, NULL, NULL, out);
+    trace_quiet(pm->trace, 0);
+    return rc;
 }

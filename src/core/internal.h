@@ -65,6 +65,7 @@ struct ptmon {
     struct pending_write pending;
     struct entry *node_stock; /* free nodes kept for reuse (entry.c), at most a fixed number */
     unsigned node_stock_count;
+    struct trace *trace;       /* the recorder, or NULL (trace_write.c) */
     struct table *table_stock; /* free table records kept for reuse (table.c) */
     unsigned table_stock_count;
     struct {

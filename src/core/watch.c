@@ -3,7 +3,7 @@
  * docs/ENGINE.md).
  *
  * Owns: struct ptmon_watch; placement; the per-write tree update; records; notification,
- * deny and revert. Calls entry.c, table.c, frame.c, walk.c and glue.c.
+ * deny and revert. Calls entry.c, table.c, frame.c, walk.c, glue.c and the recorder.
  *
  * Entry nodes form a DAG (tables shared between address spaces share their nodes), so every
  * watch keeps its own path. A change of node N touches exactly the watches with
@@ -12,6 +12,7 @@
  */
 #include "core/watch.h"
 #include "core/decode.h"
+#include "core/trace.h"
 #include "core/walk.h"
 
 #include <string.h>
@@ -279,15 +280,13 @@ static void list_remove(struct ptmon_watch **head, struct ptmon_watch *w)
         w->all_next->all_prev = w->all_prev;
 }
 
-int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watch_fn fn, void *ctx,
-                struct ptmon_watch **out)
+static int watch_add(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watch_fn fn,
+                     void *ctx, struct ptmon_watch **out)
 {
     struct ptmon_watch *w;
     int rc;
 
-    if (out)
-        *out = NULL;
-    if (!pm || !fn || !out || (flags & ~(unsigned)PTMON_WATCH_HIGH_PRIORITY) ||
+    if (!fn || !out || (flags & ~(unsigned)PTMON_WATCH_HIGH_PRIORITY) ||
         !pt_va_valid(&pm->paging, va))
         return PTMON_EINVAL;
     /* Entries that could not be read are read first, so that the new watch starts from memory
@@ -321,13 +320,25 @@ int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watc
     return 0;
 }
 
-int ptmon_unwatch(struct ptmon_watch *w)
+int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watch_fn fn, void *ctx,
+                struct ptmon_watch **out)
 {
-    ptmon *pm;
+    int rc;
 
-    if (!w || w->dead)
+    if (out)
+        *out = NULL;
+    if (!pm)
         return PTMON_EINVAL;
-    pm = w->pm;
+    if (!pm->trace)
+        return watch_add(pm, cr3, va, flags, fn, ctx, out);
+    trace_begin(pm->trace);
+    rc = watch_add(pm, cr3, va, flags, fn, ctx, out);
+    trace_watch_end(pm->trace, cr3, va, flags, rc, out ? *out : NULL);
+    return rc;
+}
+
+static int watch_remove(ptmon *pm, struct ptmon_watch *w)
+{
     w->dead = 1;
     if (w->incomplete)
         pm->incomplete--;
@@ -336,6 +347,22 @@ int ptmon_unwatch(struct ptmon_watch *w)
     list_push(&pm->dead_watches, w);
     pm->stats.watches--;
     return instance_commit_if_idle(pm);
+}
+
+int ptmon_unwatch(struct ptmon_watch *w)
+{
+    ptmon *pm;
+    int rc;
+
+    if (!w || w->dead)
+        return PTMON_EINVAL;
+    pm = w->pm;
+    if (!pm->trace)
+        return watch_remove(pm, w);
+    trace_begin(pm->trace);
+    rc = watch_remove(pm, w);
+    trace_unwatch_end(pm->trace, w, rc);
+    return rc;
 }
 
 ptmon_translation ptmon_watch_translation(const struct ptmon_watch *w)
@@ -349,8 +376,11 @@ ptmon_translation ptmon_watch_translation(const struct ptmon_watch *w)
 
 void ptmon_set_monitored_bits(ptmon *pm, uint64_t bits)
 {
-    if (pm)
-        pm->monitored = bits;
+    if (!pm)
+        return;
+    pm->monitored = bits;
+    if (pm->trace)
+        trace_monitored(pm->trace, bits);
 }
 
 /* ---- the tree update for one write ------------------------------------------------------ */
@@ -641,7 +671,7 @@ static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, enum pass
                    const struct revert *rv, struct ptmon_watch **rest)
 {
     for (struct ptmon_watch *w = list; w; w = w->touched_next) {
-        int reverted = 0;
+        int reverted = 0, action;
         ptmon_translation now;
         ptmon_change ch;
 
@@ -670,7 +700,10 @@ static int deliver(ptmon *pm, struct ptmon_watch *list, uint32_t vcpu, enum pass
         w->rec = now;
         w->told_epoch = pm->epoch;
         pm->stats.callbacks++;
-        if (w->fn(pm, w, w->ctx, &ch) == PTMON_ACTION_DENY && pass == PASS_FORWARD) {
+        action = w->fn(pm, w, w->ctx, &ch);
+        if (pm->trace)
+            trace_callback(pm->trace, w, &ch, action);
+        if (action == PTMON_ACTION_DENY && pass == PASS_FORWARD) {
             if (rest)
                 *rest = w->touched_next;
             return 1;
