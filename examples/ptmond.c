@@ -3,14 +3,18 @@
  * change, one line each (JSON lines with --json); statistics on stderr at exit.
  *
  *   ptmond --domain ID [--cr3 HEX | --cr3-from-cpuid LEAF] --va ADDR [--va ...]
- *          [--range ADDR:LEN] [--json] [--duration S]
+ *          [--range ADDR:LEN] [--deny ADDR ...] [--record FILE] [--json] [--duration S]
+ *          [--experimental-ioreq]
  *
- * Signals: SIGINT/SIGTERM/SIGHUP set a flag (a sig_atomic_t: the only state a handler may
- * touch safely); the loop then detaches in order: every frame's rights restored, the ring
- * drained, the monitor disabled, the guest never left paused. A fatal signal (SIGSEGV, SIGBUS,
- * SIGILL, SIGFPE, SIGABRT) makes a best-effort emergency detach through a file-scope pointer
- * (libxc is not async-signal-safe, but a hung guest is the worse outcome) and re-raises.
- * These two file-scope variables are this program's, not the library's (which has none).
+ * Signals: SIGINT/SIGTERM/SIGHUP (and SIGQUIT, SIGUSR2, SIGALRM, SIGXFSZ) set a flag (a
+ * sig_atomic_t: the only state a handler may touch safely); the loop then detaches in order:
+ * every frame's rights restored, the ring drained, the monitor disabled, the guest never left
+ * paused. SIGUSR1 asks for a report: ptmon_check's finding count and the handling times of the
+ * events since the last report (a "check" line). SIGPIPE is ignored: a closed output is a stop
+ * request. A fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) makes a best-effort
+ * emergency detach through a file-scope pointer (libxc is not async-signal-safe, but a hung
+ * guest is the worse outcome) and re-raises.
+ * These file-scope variables are this program's, not the library's (which has none).
  *
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -24,45 +28,73 @@
 #include <time.h>
 
 #include <ptmon/ptmon.h>
+#include <ptmon/trace.h>
 #include <ptmon/xen.h>
 
-#define MAX_WATCHES 65536
+#include "change_format.h"
 
-static volatile sig_atomic_t stop_requested;
+#define MAX_WATCHES 65536
+#define MAX_DENY    64
+
+static volatile sig_atomic_t stop_requested, report_requested;
 static ptmon_xen *volatile emergency_target;
 
 struct opts {
     uint32_t domid;
-    int have_domid, have_cr3, json;
+    int have_domid, have_cr3, json, experimental_ioreq;
     uint64_t cr3;
     long cpuid_leaf; /* -1: none */
     double duration;
     uint64_t *vas;
     size_t nvas, capvas;
+    uint64_t deny[MAX_DENY];
+    size_t ndeny;
+    const char *record;
+};
+
+/* Handling times of the events since the last report, for its percentiles. */
+struct window {
+    uint32_t *ns;
+    size_t n, cap;
+    uint64_t total, denied_changes;
+    double start;
 };
 
 struct app {
     struct opts o;
     int cr3_seen;
     uint64_t cr3_found;
+    struct window win, all;
+    FILE *trace;
+    int trace_failed;
+    uint64_t trace_bytes;
+    uint64_t restricted_frames;
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ptmond --domain ID [--cr3 HEX | --cr3-from-cpuid LEAF] --va ADDR [--va ...]\n"
-            "              [--range ADDR:LEN] [--json] [--duration S]\n"
+            "              [--range ADDR:LEN] [--deny ADDR ...] [--record FILE] [--json]\n"
+            "              [--duration S] [--experimental-ioreq]\n"
             "Watch the translations of guest virtual addresses of Xen domain ID and print one\n"
             "line per change (JSON lines with --json). Statistics go to stderr at exit.\n"
-            "  --domain ID           the guest (HVM/PVH, Intel EPT host)\n"
+            "  --domain ID           the guest (HVM/PVH with HAP, Intel EPT host: mem_access)\n"
             "  --cr3 HEX             address space to watch (default: vCPU 0's CR3)\n"
             "  --cr3-from-cpuid LEAF wait until the guest executes CPUID with EAX=LEAF and take\n"
             "                        that vCPU's CR3\n"
             "  --va ADDR             a virtual address to watch (repeatable)\n"
             "  --range ADDR:LEN      every 4 KiB page of [ADDR, ADDR+LEN)\n"
+            "  --deny ADDR           veto, before the write, every change that would take a\n"
+            "                        present writable mapping of watched ADDR away (remap, unmap,\n"
+            "                        rights); only for pages the guest does not free meanwhile\n"
+            "  --record FILE         write a trace of the run (ptmon-replay replays it)\n"
             "  --json                JSON lines output\n"
             "  --duration S          stop after S seconds (default: until SIGINT/SIGTERM/SIGHUP)\n"
-            "  --help                this text\n");
+            "  --experimental-ioreq  without mem_access (AMD), trap writes with an ioreq server:\n"
+            "                        experimental, 1-vCPU guests only (see tests/xen-lab)\n"
+            "  --help                this text\n"
+            "SIGUSR1 prints a report: ptmon_check's findings and the event handling times.\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -102,6 +134,9 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--json")) {
             o->json = 1;
             continue;
+        } else if (!strcmp(a, "--experimental-ioreq")) {
+            o->experimental_ioreq = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "ptmond: %s needs a value\n", a);
@@ -118,7 +153,13 @@ static int parse(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--va") && parse_u64(v, &n) == 0) {
             if (add_va(o, n) < 0)
                 return fprintf(stderr, "ptmond: too many addresses\n"), -1;
-        } else if (!strcmp(a, "--range")) {
+        } else if (!strcmp(a, "--deny") && parse_u64(v, &n) == 0) {
+            if (o->ndeny == MAX_DENY)
+                return fprintf(stderr, "ptmond: at most %d --deny addresses\n", MAX_DENY), -1;
+            o->deny[o->ndeny++] = n & ~0xfffull;
+        } else if (!strcmp(a, "--record"))
+            o->record = v;
+        else if (!strcmp(a, "--range")) {
             char buf[64], *colon;
             snprintf(buf, sizeof(buf), "%s", v);
             colon = strchr(buf, ':');
@@ -152,58 +193,50 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-static void rights_str(unsigned r, char out[4])
+static double now_s(void)
 {
-    out[0] = (r & PTMON_RIGHT_W) ? 'w' : '-';
-    out[1] = (r & PTMON_RIGHT_U) ? 'u' : '-';
-    out[2] = (r & PTMON_RIGHT_NX) ? '-' : 'x';
-    out[3] = 0;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void print_tr(FILE *f, int json, const ptmon_translation *t)
+/* ---- callbacks ---------------------------------------------------------------------------- */
+
+static int is_denied_va(const struct opts *o, uint64_t va)
 {
-    char r[4];
-    rights_str(t->rights, r);
-    if (json)
-        fprintf(f,
-                "{\"status\":\"%s\",\"level\":%u,\"entry\":\"0x%" PRIx64 "\",\"frame\":\"0x%" PRIx64
-                "\",\"page_size\":%" PRIu64 ",\"rights\":\"%s\"}",
-                ptmon_walk_status_name(t->status), t->level, t->entry, t->frame, t->page_size, r);
-    else if (t->status == PTMON_WALK_OK)
-        fprintf(f, "0x%" PRIx64 "/%" PRIu64 "K %s", t->frame, t->page_size >> 10, r);
-    else
-        fprintf(f, "%s(L%u entry 0x%" PRIx64 ")", ptmon_walk_status_name(t->status), t->level,
-                t->entry);
+    for (size_t i = 0; i < o->ndeny; i++)
+        if (o->deny[i] == (va & ~0xfffull))
+            return 1;
+    return 0;
+}
+
+/* --deny: a present writable mapping of the page must stay as it is. Mapping it in the first
+ * place is allowed (the guest could never fault it in otherwise), and so is anything once it
+ * is not writable. */
+static int decide(const struct opts *o, const ptmon_change *c)
+{
+    if (c->reverted || !is_denied_va(o, c->va))
+        return PTMON_ACTION_ALLOW;
+    if (c->before.status == PTMON_WALK_OK && (c->before.rights & PTMON_RIGHT_W))
+        return PTMON_ACTION_DENY;
+    return PTMON_ACTION_ALLOW;
 }
 
 static int on_change(ptmon *pm, struct ptmon_watch *w, void *ctx, const ptmon_change *c)
 {
     struct app *app = ctx;
     struct timespec ts;
+    int action = decide(&app->o, c);
     (void)pm;
     (void)w;
     clock_gettime(CLOCK_REALTIME, &ts);
-    if (app->o.json) {
-        printf("{\"time\":%lld.%06ld,\"cr3\":\"0x%" PRIx64 "\",\"va\":\"0x%" PRIx64
-               "\",\"vcpu\":%ld,\"level\":%u,\"reverted\":%u,\"before\":",
-               (long long)ts.tv_sec, ts.tv_nsec / 1000, c->cr3, c->va,
-               c->vcpu == PTMON_VCPU_NONE ? -1L : (long)c->vcpu, c->level, c->reverted);
-        print_tr(stdout, 1, &c->before);
-        printf(",\"after\":");
-        print_tr(stdout, 1, &c->after);
-        printf("}\n");
-    } else {
-        printf(
-            "%lld.%06ld va 0x%" PRIx64 " cr3 0x%" PRIx64 " vcpu %ld L%u%s: ", (long long)ts.tv_sec,
-            ts.tv_nsec / 1000, c->va, c->cr3, c->vcpu == PTMON_VCPU_NONE ? -1L : (long)c->vcpu,
-            c->level, c->reverted ? " (reverted)" : "");
-        print_tr(stdout, 0, &c->before);
-        printf(" -> ");
-        print_tr(stdout, 0, &c->after);
-        printf("\n");
+    change_print(stdout, app->o.json, c, action, (long long)ts.tv_sec, ts.tv_nsec / 1000);
+    if (action == PTMON_ACTION_DENY) {
+        app->win.denied_changes++;
+        app->all.denied_changes++;
     }
     fflush(stdout);
-    return PTMON_ACTION_ALLOW;
+    return action;
 }
 
 static void on_cpuid(void *ctx, uint32_t vcpu, uint32_t leaf, const ptmon_vcpu_regs *regs)
@@ -218,10 +251,59 @@ static void on_cpuid(void *ctx, uint32_t vcpu, uint32_t leaf, const ptmon_vcpu_r
     }
 }
 
+static void window_add(struct window *w, uint64_t ns)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 1024;
+        uint32_t *p = realloc(w->ns, cap * sizeof(*p));
+        if (!p)
+            return; /* the percentiles then cover fewer events; the count stays exact */
+        w->ns = p;
+        w->cap = cap;
+    }
+    w->ns[w->n++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+}
+
+/* Every request answered: its handling time (writes and denies only: the events ptmon's engine
+ * works on). */
+static void on_event(void *ctx, enum ptmon_xen_event_kind kind, uint32_t vcpu, uint64_t gfn,
+                     uint64_t ns)
+{
+    struct app *app = ctx;
+    (void)vcpu;
+    (void)gfn;
+    if (kind != PTMON_XEN_EV_WRITE && kind != PTMON_XEN_EV_DENIED && kind != PTMON_XEN_EV_RETRY)
+        return;
+    app->win.total++;
+    app->all.total++;
+    window_add(&app->win, ns);
+    window_add(&app->all, ns);
+}
+
+static void on_frame(void *ctx, uint64_t gfn, int restricted, const char *was)
+{
+    struct app *app = ctx;
+    if (restricted)
+        app->restricted_frames++;
+    if (app->o.json)
+        printf("{\"v\":%d,\"event\":\"%s\",\"gfn\":\"0x%" PRIx64 "\",\"was\":\"%s\"}\n",
+               CHANGE_FORMAT_VERSION, restricted ? "restrict" : "release", gfn, was);
+    else
+        printf("frame 0x%" PRIx64 " %s (was %s)\n", gfn, restricted ? "restricted" : "released",
+               was);
+    fflush(stdout);
+}
+
 static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_report(int sig)
+{
+    (void)sig;
+    report_requested = 1;
 }
 
 static void on_fatal(int sig)
@@ -237,27 +319,82 @@ static void on_fatal(int sig)
 static void install_signals(void)
 {
     struct sigaction sa;
-    static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+    static const int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2, SIGALRM, SIGXFSZ};
     static const int fatals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_stop;
     for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
         sigaction(stops[i], &sa, NULL);
+    sa.sa_handler = on_report;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
     sa.sa_handler = on_fatal;
     sa.sa_flags = SA_RESETHAND;
     for (size_t i = 0; i < sizeof(fatals) / sizeof(fatals[0]); i++)
         sigaction(fatals[i], &sa, NULL);
 }
 
-static double now_s(void)
+/* ---- reports ------------------------------------------------------------------------------ */
+
+static int cmp_u32(const void *a, const void *b)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-static void print_stats(ptmon_xen *x, ptmon *pm)
+/* The nearest-rank percentile @p p (0..100) of the sorted @p v, in microseconds. */
+static double percentile_us(const uint32_t *v, size_t n, double p)
+{
+    size_t rank;
+    if (!n)
+        return 0;
+    rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    return v[rank > n ? n - 1 : rank - 1] / 1000.0;
+}
+
+/* ptmon_check's finding count and the event statistics of @p w, as one line on stdout (JSON:
+ * {"v":1,"event":"check","when":..,"findings":N,...}) and one on stderr. */
+static void report(struct app *app, ptmon *pm, struct window *w, const char *when)
+{
+    ptmon_finding f[4];
+    ptmon_stats st = {0};
+    int n = ptmon_check(pm, f, 4);
+    double secs = now_s() - w->start;
+    double p50, p99, max;
+
+    (void)ptmon_get_stats(pm, &st);
+    qsort(w->ns, w->n, sizeof(*w->ns), cmp_u32);
+    p50 = percentile_us(w->ns, w->n, 50);
+    p99 = percentile_us(w->ns, w->n, 99);
+    max = w->n ? w->ns[w->n - 1] / 1000.0 : 0;
+    if (app->o.json)
+        printf("{\"v\":%d,\"event\":\"check\",\"when\":\"%s\",\"findings\":%d,\"watches\":%" PRIu64
+               ",\"tables\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"events\":%" PRIu64
+               ",\"denied_changes\":%" PRIu64 ",\"seconds\":%.3f,\"events_per_s\":%.1f,"
+               "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n",
+               CHANGE_FORMAT_VERSION, when, n, st.watches, st.tables, st.frames, w->total,
+               w->denied_changes, secs, secs > 0 ? (double)w->total / secs : 0.0, p50, p99, max);
+    else
+        printf("check (%s): %d findings; %" PRIu64 " events in %.3f s, p50 %.1f us, p99 %.1f us\n",
+               when, n, w->total, secs, p50, p99);
+    fflush(stdout);
+    fprintf(stderr,
+            "ptmond: ptmon_check (%s): %d findings; %" PRIu64 " events, p50 %.1f us, p99 %.1f "
+            "us, max %.1f us\n",
+            when, n, w->total, p50, p99, max);
+    for (int i = 0; i < n && i < 4; i++)
+        fprintf(stderr, "ptmond:   %s\n", f[i].text);
+    w->n = 0;
+    w->total = 0;
+    w->denied_changes = 0;
+    w->start = now_s();
+}
+
+static void print_stats(struct app *app, ptmon_xen *x, ptmon *pm)
 {
     ptmon_xen_stats s;
     ptmon_stats ps;
@@ -292,9 +429,14 @@ static void print_stats(ptmon_xen *x, ptmon *pm)
     if (pm && ptmon_get_stats(pm, &ps) == 0)
         fprintf(stderr,
                 "ptmond: engine: %" PRIu64 " watches, %" PRIu64 " tables, %" PRIu64
-                " events (%" PRIu64 " irrelevant), %" PRIu64 " callbacks\n",
-                ps.watches, ps.tables, ps.events, ps.events_irrelevant, ps.callbacks);
+                " events (%" PRIu64 " irrelevant, %" PRIu64 " denied), %" PRIu64 " callbacks\n",
+                ps.watches, ps.tables, ps.events, ps.events_irrelevant, ps.events_denied,
+                ps.callbacks);
+    fprintf(stderr, "ptmond: %" PRIu64 " frames restricted in all, %" PRIu64 " changes denied\n",
+            app->restricted_frames, app->all.denied_changes);
 }
+
+/* ---- the run ------------------------------------------------------------------------------ */
 
 /* Wait for the CPUID leaf (or a stop). @return 0 when the CR3 is known. */
 static int wait_cpuid(struct app *app, ptmon_xen *x, double deadline)
@@ -336,22 +478,87 @@ static int place(struct app *app, ptmon_xen *x, ptmon *pm)
     return ok ? 0 : PTMON_ENOENT;
 }
 
-static int run(struct app *app)
+static int trace_write(void *ctx, const void *data, size_t len)
+{
+    struct app *app = ctx;
+    if (fwrite(data, 1, len, app->trace) != len) {
+        app->trace_failed = 1;
+        return -1;
+    }
+    app->trace_bytes += len;
+    return 0;
+}
+
+/* The mechanism: mem_access, or the ioreq server only when asked for (and never silently). */
+static int attach(struct app *app, ptmon_xen **x)
 {
     ptmon_xen_config cfg = PTMON_XEN_CONFIG_INIT;
+    int rc;
+
+    cfg.domid = app->o.domid;
+    cfg.mechanism = app->o.experimental_ioreq ? PTMON_XEN_MECH_IOREQ : PTMON_XEN_MECH_MEM_ACCESS;
+    rc = ptmon_xen_attach(&cfg, x);
+    if (rc == PTMON_ENOTSUP && !app->o.experimental_ioreq) {
+        fprintf(stderr,
+                "ptmond: domain %u: this host has no mem_access (operation not supported): Xen\n"
+                "        offers it with Intel VMX and EPT only. The ioreq-server mechanism that\n"
+                "        remains is experimental and not used unless asked for: on AMD NPT the\n"
+                "        CPU's own page walks through a trapped table go to Xen's MMIO emulator\n"
+                "        and can crash the guest, and Xen 4.17 performs locked read-modify-writes\n"
+                "        on such frames non-atomically (tests/xen-lab/README.md). Pass\n"
+                "        --experimental-ioreq to use it anyway (1-vCPU guests only).\n",
+                app->o.domid);
+        return rc;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "ptmond: attach to domain %u: %s\n", app->o.domid, ptmon_strerror(rc));
+        return rc;
+    }
+    if (ptmon_xen_mechanism(*x) == PTMON_XEN_MECH_IOREQ && ptmon_xen_vcpus(*x) > 1) {
+        fprintf(stderr,
+                "ptmond: domain %u has %u vCPUs: the ioreq mechanism loses the atomicity of\n"
+                "        locked page-table updates between vCPUs; refused\n",
+                app->o.domid, ptmon_xen_vcpus(*x));
+        ptmon_xen_free(*x);
+        *x = NULL;
+        return PTMON_ENOTSUP;
+    }
+    fprintf(stderr, "ptmond: domain %u, %u vCPUs, mechanism %s\n", app->o.domid,
+            ptmon_xen_vcpus(*x),
+            ptmon_xen_mechanism(*x) == PTMON_XEN_MECH_MEM_ACCESS ? "mem_access"
+                                                                 : "ioreq (experimental)");
+    return 0;
+}
+
+static int create_instance(struct app *app, ptmon_xen *x, ptmon **pm, const char *note)
+{
+    ptmon_config cfg = PTMON_CONFIG_INIT;
+    ptmon_trace_sink sink = {PTMON_TRACE_SINK_VERSION, trace_write, app, note};
+
+    if (app->o.record) {
+        app->trace = fopen(app->o.record, "wb");
+        if (!app->trace) {
+            fprintf(stderr, "ptmond: --record %s: %s\n", app->o.record, strerror(errno));
+            return PTMON_EIO;
+        }
+        cfg.trace = &sink;
+    }
+    return ptmon_create(ptmon_xen_glue(x), &cfg, pm);
+}
+
+static int run(struct app *app, const char *note)
+{
     ptmon_xen *x = NULL;
     ptmon *pm = NULL;
     double start = now_s(), deadline = app->o.duration > 0 ? start + app->o.duration : 0;
     int rc;
 
-    cfg.domid = app->o.domid;
-    rc = ptmon_xen_attach(&cfg, &x);
-    if (rc < 0) {
-        fprintf(stderr, "ptmond: attach to domain %u: %s\n", app->o.domid, ptmon_strerror(rc));
+    if (attach(app, &x) < 0)
         return 1;
-    }
     emergency_target = x;
-    rc = ptmon_create(ptmon_xen_glue(x), NULL, &pm);
+    ptmon_xen_on_event(x, on_event, app);
+    ptmon_xen_on_frame(x, on_frame, app);
+    rc = create_instance(app, x, &pm, note);
     if (rc == 0) {
         ptmon_xen_set_instance(x, pm);
         if (!app->o.have_cr3 && app->o.cpuid_leaf < 0) {
@@ -364,30 +571,67 @@ static int run(struct app *app)
     }
     if (rc == 0 && !stop_requested)
         rc = place(app, x, pm);
+    app->win.start = app->all.start = now_s();
     while (rc == 0 && !stop_requested && (deadline == 0 || now_s() < deadline)) {
         int n = ptmon_xen_poll(x, 100);
         if (n < 0) {
             fprintf(stderr, "ptmond: %s\n", n == PTMON_ENOENT ? "domain gone" : ptmon_strerror(n));
             break;
         }
+        if (report_requested) {
+            report_requested = 0;
+            report(app, pm, &app->win, "signal");
+        }
+        if (ferror(stdout)) { /* the reader went away (EPIPE): stop cleanly */
+            fprintf(stderr, "ptmond: output closed; stopping\n");
+            break;
+        }
     }
     if (rc < 0)
         fprintf(stderr, "ptmond: %s\n", ptmon_strerror(rc));
+    if (pm && rc == 0)
+        report(app, pm, &app->all, "detach");
     {
         int drc = ptmon_xen_detach(x);
         if (drc < 0)
             fprintf(stderr, "ptmond: detach: %s\n", ptmon_strerror(drc));
     }
     emergency_target = NULL;
-    print_stats(x, pm);
+    print_stats(app, x, pm);
     ptmon_destroy(pm);
     ptmon_xen_free(x);
-    return rc < 0 ? 1 : 0;
+    if (app->trace) {
+        if (fclose(app->trace) != 0)
+            app->trace_failed = 1;
+        fprintf(stderr, "ptmond: trace %s: %" PRIu64 " bytes%s\n", app->o.record, app->trace_bytes,
+                app->trace_failed ? " (WRITE FAILED: incomplete)" : "");
+    }
+    return rc < 0 || app->trace_failed ? 1 : 0;
+}
+
+/* The command line, for the trace's header. */
+static char *join_args(int argc, char **argv)
+{
+    size_t len = 1;
+    char *s;
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    s = malloc(len);
+    if (!s)
+        return NULL;
+    s[0] = 0;
+    for (int i = 0; i < argc; i++) {
+        strcat(s, argv[i]);
+        if (i + 1 < argc)
+            strcat(s, " ");
+    }
+    return s;
 }
 
 int main(int argc, char **argv)
 {
     struct app app;
+    char *note;
     int rc;
     memset(&app, 0, sizeof(app));
     rc = parse(argc, argv, &app.o);
@@ -398,7 +642,11 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     install_signals();
-    rc = run(&app);
+    note = join_args(argc, argv);
+    rc = run(&app, note);
+    free(note);
     free(app.o.vas);
+    free(app.win.ns);
+    free(app.all.ns);
     return rc;
 }

@@ -141,6 +141,28 @@ PTMON_EXTERN void ptmon_xen_free(ptmon_xen *x);
 /** Fill @p out. @return 0 or PTMON_EINVAL. */
 PTMON_EXTERN int ptmon_xen_get_stats(const ptmon_xen *x, ptmon_xen_stats *out);
 
+/** @return the number of vCPUs of the attached domain (max_vcpu_id + 1), 0 for NULL. */
+PTMON_EXTERN uint32_t ptmon_xen_vcpus(const ptmon_xen *x);
+
+/** Told of every request the backend answered: its kind, the vCPU, the frame it concerned
+ *  (mem_access and ioreq writes; else 0) and the time from reading the request to writing
+ *  the response, in ns (the clock of the host that runs the backend). */
+typedef void (*ptmon_xen_event_fn)(void *ctx, enum ptmon_xen_event_kind kind, uint32_t vcpu,
+                                   uint64_t gfn, uint64_t ns);
+
+/** Register @p fn (NULL removes it). It is called from ptmon_xen_poll() and the detach's
+ *  drain, on the thread that polls; it must not call the backend or the instance. */
+PTMON_EXTERN void ptmon_xen_on_event(ptmon_xen *x, ptmon_xen_event_fn fn, void *ctx);
+
+/** Told when the backend restricts a frame for the engine (@p restricted = 1; @p was names the
+ *  access the frame had before: "rwx", "rx", ...) and when it gives a frame that access back
+ *  (@p restricted = 0; not called for the restore of every frame at detach). */
+typedef void (*ptmon_xen_frame_fn)(void *ctx, uint64_t gfn, int restricted, const char *was);
+
+/** Register @p fn (NULL removes it). Called from inside the engine's calls: it must not call
+ *  the backend or the instance. */
+PTMON_EXTERN void ptmon_xen_on_frame(ptmon_xen *x, ptmon_xen_frame_fn fn, void *ctx);
+
 /** @return a static name for an event kind ("write", "denied", ...). */
 PTMON_EXTERN const char *ptmon_xen_event_kind_name(enum ptmon_xen_event_kind kind);
 

@@ -380,6 +380,66 @@ static void test_mov_imm_and_deny(void **state)
     assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
 }
 
+/* A denied read-modify-write runs against the old entry: its registers and flags are what
+ * the old value gives, memory keeps it (a kernel's ptep_get_and_clear reads the entry that
+ * stays). */
+static void test_deny_runs_the_instruction_against_the_old_entry(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t xchg[] = {0x48, 0x87, 0x07};           /* xchg [rdi], rax */
+    static const uint8_t cx[] = {0xf0, 0x48, 0x0f, 0xb1, 0x0f}; /* lock cmpxchg [rdi], rcx */
+    static const uint8_t land[] = {0xf0, 0x48, 0x21, 0x07};     /* lock and [rdi], rax */
+    static const uint8_t btr1[] = {0xf0, 0x48, 0x0f, 0xba, 0x37, 0x01}; /* lock btr [rdi], 1 */
+    uint64_t old = pte(f);
+    vm_event_response_t rsp;
+
+    f->deny = 1;
+    f->regs.rax = 0; /* clear the entry and fetch it, as ptep_get_and_clear does */
+    rsp = run(f, xchg, sizeof(xchg), PTE_OFF);
+    assert_int_equal(pte(f), old);
+    assert_int_equal(rsp.data.regs.x86.rax, old);
+    assert_int_equal(rsp.data.regs.x86.rip, CODE_VA + sizeof(xchg));
+    f->regs.rax = old; /* cmpxchg that would succeed: ZF=1, nothing stored */
+    f->regs.rcx = f->frame_b | 3;
+    rsp = run(f, cx, sizeof(cx), PTE_OFF);
+    assert_int_equal(pte(f), old);
+    assert_true(rsp.data.regs.x86.rflags & 0x40);
+    f->regs.rax = old + 0x1000; /* that would fail: no change, so no deny; rax gets the entry */
+    rsp = run(f, cx, sizeof(cx), PTE_OFF);
+    assert_false(rsp.data.regs.x86.rflags & 0x40);
+    assert_int_equal(rsp.data.regs.x86.rax, old);
+    f->regs.rax = 0; /* and with 0: ZF from old & 0 */
+    f->regs.rflags = 0x2;
+    rsp = run(f, land, sizeof(land), PTE_OFF);
+    assert_int_equal(pte(f), old);
+    assert_true(rsp.data.regs.x86.rflags & 0x40);
+    rsp = run(f, btr1, sizeof(btr1), PTE_OFF); /* CF = the old R/W bit */
+    assert_int_equal(pte(f), old);
+    assert_int_equal(rsp.data.regs.x86.rflags & 1, (old >> 1) & 1);
+    assert_int_equal(stat(f, PTMON_XEN_EV_DENIED), 4);
+    assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
+}
+
+/* A denied rep stos advances over this frame's elements only and re-executes for the rest. */
+static void test_deny_rep_stos_skips_this_frame_only(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t rep_stosq[] = {0xf3, 0x48, 0xab};
+    uint64_t old = pte(f);
+    vm_event_response_t rsp;
+
+    f->deny = 1;
+    f->regs.rdi = PTWIN_VA;
+    f->regs.rax = 0;
+    f->regs.rcx = 600;
+    rsp = run(f, rep_stosq, sizeof(rep_stosq), 0);
+    assert_int_equal(pte(f), old);
+    assert_int_equal(rsp.data.regs.x86.rcx, 600 - 512);
+    assert_int_equal(rsp.data.regs.x86.rdi, PTWIN_VA + 4096);
+    assert_int_equal(rsp.data.regs.x86.rip, CODE_VA); /* the next frame's part runs again */
+    assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
+}
+
 static void test_xchg(void **state)
 {
     struct fx *f = *state;
@@ -1044,6 +1104,8 @@ int main(void)
         T(test_stale_frame),
         T(test_mov_leaf_change),
         T(test_mov_imm_and_deny),
+        T(test_deny_runs_the_instruction_against_the_old_entry),
+        T(test_deny_rep_stos_skips_this_frame_only),
         T(test_xchg),
         T(test_cmpxchg),
         T(test_cmpxchg8b_16b),

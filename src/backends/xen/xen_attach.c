@@ -181,6 +181,27 @@ void ptmon_xen_set_instance(ptmon_xen *x, ptmon *pm)
         x->pm = pm;
 }
 
+uint32_t ptmon_xen_vcpus(const ptmon_xen *x)
+{
+    return x ? x->nvcpus : 0;
+}
+
+void ptmon_xen_on_event(ptmon_xen *x, ptmon_xen_event_fn fn, void *ctx)
+{
+    if (x) {
+        x->event_fn = fn;
+        x->event_ctx = ctx;
+    }
+}
+
+void ptmon_xen_on_frame(ptmon_xen *x, ptmon_xen_frame_fn fn, void *ctx)
+{
+    if (x) {
+        x->frame_fn = fn;
+        x->frame_ctx = ctx;
+    }
+}
+
 int ptmon_xen_watch_cpuid(ptmon_xen *x, uint32_t leaf, ptmon_xen_cpuid_fn fn, void *ctx)
 {
     int on = fn != NULL, rc;

@@ -219,11 +219,15 @@ static int handle_write(ptmon_xen *x, const vm_event_request_t *req, vm_event_re
         action = ptmon_handle_event(x->pm, &ev);
     }
     if (action == PTMON_ACTION_DENY) {
+        /* The instruction runs against the old value and only its store is dropped: xchg
+         * loads the old entry, cmpxchg compares with it, and/or/bt* set their flags from it, a
+         * rep string advances over this frame's elements only (the rest re-executes, and
+         * faults again if it writes another protected frame). A guest kernel that reads the
+         * old entry back (ptep_get_and_clear, then a rewrite computed from it) sees the entry
+         * that is still there. */
         p->active = 0;
-        rsp->data.regs.x86 = req->data.regs.x86; /* skip the store: only RIP moves */
-        rsp->data.regs.x86.rip += p->plan.len;
-        if (p->cpu.mode_bits != 64)
-            rsp->data.regs.x86.rip &= 0xffffffffull;
+        xen_plan_apply_regs(&p->plan, p->told_old, &p->cpu);
+        rsp->data.regs.x86 = p->cpu.r;
         rsp->flags |= VM_EVENT_FLAG_SET_REGISTERS;
         return PTMON_XEN_EV_DENIED;
     }

@@ -39,6 +39,19 @@ static uint8_t xa_of(uint32_t access)
     return (uint8_t)rwx;
 }
 
+static const char *xa_name(uint8_t xa)
+{
+    static const char *const names[] = {"n",  "r",   "w",     "rw",    "x",      "rx",
+                                        "wx", "rwx", "rx2rw", "n2rwx", "default"};
+    return xa < sizeof(names) / sizeof(names[0]) ? names[xa] : "?";
+}
+
+static void tell_frame(ptmon_xen *x, uint64_t gfn, int restricted, uint8_t was)
+{
+    if (x->frame_fn)
+        x->frame_fn(x->frame_ctx, gfn, restricted, xa_name(was));
+}
+
 static int errno_to_ptmon(int rc)
 {
     return rc == -ESRCH || rc == -EINVAL || rc == -ENOENT ? PTMON_ERANGE : PTMON_EIO;
@@ -222,6 +235,7 @@ static int g_set_access(void *b, uint64_t gfn, uint32_t access)
         e->cur_access = xa;
         x->last_get_xa = -1;
         x->stats.protected_frames++;
+        tell_frame(x, gfn, 1, orig);
         return 0;
     }
     rc = queue(x, gfn, xa);
@@ -231,6 +245,7 @@ static int g_set_access(void *b, uint64_t gfn, uint32_t access)
     if (xa == e->orig_access) { /* back to where it was: no longer ours */
         xen_map_unpin(&x->map, gfn);
         x->stats.protected_frames--;
+        tell_frame(x, gfn, 0, xa);
     }
     return 0;
 }

@@ -260,6 +260,11 @@ struct ptmon_xen {
     void *cpuid_ctx;
     uint32_t cpuid_leaf;
     int cpuid_on;
+    /* observers */
+    ptmon_xen_event_fn event_fn;
+    void *event_ctx;
+    ptmon_xen_frame_fn frame_fn;
+    void *frame_ctx;
     ptmon_xen_stats stats;
 };
 
@@ -293,7 +298,8 @@ int xen_ioreq_drain(ptmon_xen *x, int use_engine);
 /* xen_ring.c */
 int xen_ring_drain(ptmon_xen *x, int use_engine);
 uint64_t xen_now_ns(void);
-void xen_account_latency(ptmon_xen *x, uint64_t ns);
+/** Count an answered request of @p kind that took @p ns, and tell the event observer. */
+void xen_account_event(ptmon_xen *x, int kind, uint32_t vcpu, uint64_t gfn, uint64_t ns);
 
 /* xen_attach.c: attach with a caller-supplied ops table (tests). */
 int xen_attach_ops(const ptmon_xen_config *cfg, const struct xen_ops *ops, ptmon_xen **out);

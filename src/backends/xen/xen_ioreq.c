@@ -143,8 +143,7 @@ int xen_ioreq_drain(ptmon_xen *x, int use_engine)
         slot->state = STATE_IORESP_READY;
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         (void)x->ops.evtchn_notify(x->ops.h, x->ioports[v]);
-        x->stats.events[kind]++;
-        xen_account_latency(x, xen_now_ns() - t0);
+        xen_account_event(x, kind, v, rq.addr >> 12, xen_now_ns() - t0);
         n++;
     }
     if (n)

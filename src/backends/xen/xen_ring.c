@@ -17,7 +17,7 @@ uint64_t xen_now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-void xen_account_latency(ptmon_xen *x, uint64_t ns)
+void xen_account_event(ptmon_xen *x, int kind, uint32_t vcpu, uint64_t gfn, uint64_t ns)
 {
     unsigned b = 0;
     uint64_t q = ns / 250;
@@ -25,7 +25,10 @@ void xen_account_latency(ptmon_xen *x, uint64_t ns)
         q >>= 1;
         b++;
     }
+    x->stats.events[kind]++;
     x->stats.latency[b]++;
+    if (x->event_fn)
+        x->event_fn(x->event_ctx, (enum ptmon_xen_event_kind)kind, vcpu, gfn, ns);
 }
 
 int xen_ring_drain(ptmon_xen *x, int use_engine)
@@ -54,8 +57,9 @@ int xen_ring_drain(ptmon_xen *x, int use_engine)
         }
         memcpy(RING_GET_RESPONSE(br, br->rsp_prod_pvt), &rsp, sizeof(rsp));
         br->rsp_prod_pvt++;
-        x->stats.events[kind]++;
-        xen_account_latency(x, xen_now_ns() - t0);
+        xen_account_event(x, kind, req.vcpu_id,
+                          req.reason == VM_EVENT_REASON_MEM_ACCESS ? req.u.mem_access.gfn : 0,
+                          xen_now_ns() - t0);
         n++;
     }
     if (n) {
