@@ -1,14 +1,19 @@
 #!/bin/bash
-# Build the Xen-under-QEMU lab for issue 7 from Debian packages only.
+# Build the Xen lab's boot images from Debian packages only.
 #
 #   tests/xen-lab/build-lab.sh [--ptmond PATH]
 #
 # Produces, under $XEN_LAB_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ptmon-xen-lab):
-#   xen.elf            Xen 4.17 hypervisor, uncompressed (QEMU's multiboot loader needs the ELF32)
-#   vmlinuz            Debian's 6.1 kernel, used for dom0 (PV) and the domU (PVH)
-#   dom0-initrd.gz     busybox + Xen tools + their libs + xen modules + ptmond + guest images
-# Nothing is installed on the host except qemu-system-x86/busybox-static/cpio (done by run-lab.sh);
-# the Xen and kernel .debs are only downloaded and extracted (apt-get download + dpkg-deb -x).
+#   xen.gz             Xen 4.17 hypervisor as Debian ships it (GRUB's multiboot2 loads it; Bochs)
+#   xen.elf            the same, uncompressed (QEMU's multiboot loader needs the ELF32; --qemu)
+#   vmlinux            Debian's 6.1 kernel as a raw ELF, for dom0 (PV) and the domU (PVH)
+#   dom0-initrd.cpio   busybox + Xen tools + their libs + xen modules + ptmond + lab-access +
+#                      guest images, uncompressed
+# Nothing under emulation decompresses anything: an emulated CPU takes over a minute to unxz a
+# bzImage or gunzip an initramfs (shared/design/xen-lab-bochs), so the kernel is unpacked here
+# and the cpio archives stay uncompressed.
+# Nothing is installed on the host by this script (run-lab.sh installs the host tools); the Xen
+# and kernel .debs are only downloaded and extracted (apt-get download + dpkg-deb -x).
 #
 # Caching: the .debs and their extraction are kept until the package list or the apt candidate
 # versions change (stamp file); the initramfs images are rebuilt only when the sha256 of their
@@ -28,6 +33,22 @@ done
 mkdir -p "$CACHE"
 cd "$CACHE"
 log() { echo "[build-lab $(date -u +%H:%M:%S)] $*"; }
+
+# Debian's bzImage carries the kernel as an xz stream after the real-mode setup code; both Xen's
+# PV dom0 builder and libxl's PVH loader take the ELF inside as it is.
+unpack_vmlinux() { # bzImage out
+    python3 - "$1" "$2" <<'EOP'
+import lzma, sys
+data = open(sys.argv[1], "rb").read()
+at = data.find(b"\xfd7zXZ\x00")
+if at < 0:
+    sys.exit("no xz stream in " + sys.argv[1])
+elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[at:])
+if elf[:4] != b"\x7fELF":
+    sys.exit("the xz stream of %s is not an ELF" % sys.argv[1])
+open(sys.argv[2], "wb").write(elf)
+EOP
+}
 
 # ---- 1. packages --------------------------------------------------------------------------
 # The kernel is whatever linux-image-amd64 currently depends on, so the lab follows Debian's
@@ -50,8 +71,10 @@ if [ "$(cat pkgs.stamp 2>/dev/null)" != "$PKGSTAMP" ]; then
     for d in debs/*.deb; do
         case $d in debs/linux-image-*) dpkg-deb -x "$d" kroot ;; *) dpkg-deb -x "$d" xroot ;; esac
     done
-    zcat xroot/boot/xen-4.17-amd64.gz > xen.elf
+    cp xroot/boot/xen-4.17-amd64.gz xen.gz
+    zcat xen.gz > xen.elf
     cp "kroot/boot/vmlinuz-$KV" vmlinuz
+    unpack_vmlinux vmlinuz vmlinux
     echo "$PKGSTAMP" > pkgs.stamp
 else
     log "packages cached ($KPKG)"
@@ -70,21 +93,23 @@ elif [ -z "$PTMOND" ]; then
     B=${XEN_LAB_BUILD:-$REPO/build-xen-lab/cmake}
     log "building ptmond in $B"
     cmake -S "$REPO" -B "$B" -DCMAKE_BUILD_TYPE=Release >"$CACHE/cmake.log" 2>&1 || { tail -30 "$CACHE/cmake.log"; exit 1; }
-    cmake --build "$B" --target ptmond -j2 >>"$CACHE/cmake.log" 2>&1 || { tail -40 "$CACHE/cmake.log"; exit 1; }
+    cmake --build "$B" --target ptmond ptmon_replay -j2 >>"$CACHE/cmake.log" 2>&1 || { tail -40 "$CACHE/cmake.log"; exit 1; }
     PTMOND=$(find "$B" -type f -name ptmond -perm -u+x | head -1)
     [ -n "$PTMOND" ] || { echo "ptmond binary not found under $B" >&2; exit 1; }
 fi
 log "watcher: $PTMOND"
 
-# ---- 3. the domU workload (static, so the guest needs no libc) ---------------------------
-gcc -std=c11 -O2 -Wall -Wextra -Werror -static -o workload.new "$HERE/workload.c"
+# ---- 3. the domU workload (static, so the guest needs no libc) and dom0's access checker ----
+gcc -std=c11 -O2 -Wall -Wextra -Werror -static -pthread -o workload.new "$HERE/workload.c"
 cmp -s workload.new workload 2>/dev/null && rm workload.new || mv workload.new workload
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$CACHE/xroot/usr/include" -o lab-access "$HERE/lab-access.c" \
+    -L"$CACHE/xroot/usr/lib/x86_64-linux-gnu" -lxenctrl
 
 # ---- 4. initramfs images, rebuilt when an input changes -------------------------------------
-INPUTS="$HERE/build-lab.sh $HERE/dom0-init.sh $HERE/domU-init.sh $HERE/g1.cfg workload $PTMOND ptmond-standin pkgs.stamp"
+INPUTS="$HERE/build-lab.sh $HERE/dom0-init.sh $HERE/domU-init.sh $HERE/g1.cfg workload lab-access $PTMOND ptmond-standin pkgs.stamp"
 # shellcheck disable=SC2086
 HASH=$( (sha256sum $INPUTS | awk '{print $1}'; ldd "$PTMOND" 2>/dev/null | awk '{print $1}') | sha256sum | cut -c1-16)
-if [ "$(cat initrd.stamp 2>/dev/null)" = "$HASH" ] && [ -s dom0-initrd.gz ]; then
+if [ "$(cat initrd.stamp 2>/dev/null)" = "$HASH" ] && [ -s dom0-initrd.cpio ]; then
     log "initramfs images up to date ($HASH)"
     exit 0
 fi
@@ -108,7 +133,7 @@ add_mod() { # root name
 U=domU_root; rm -rf $U; mkdir -p $U/bin $U/proc $U/sys $U/dev $U/tmp $U/lib/modules
 cp /bin/busybox $U/bin/; cp workload $U/; cp "$HERE/domU-init.sh" $U/init; chmod +x $U/init
 add_mod $U zram
-(cd $U && find . | cpio -o -H newc 2>/dev/null | gzip -9 > ../domU-initrd.gz)
+(cd $U && find . | cpio -o -H newc 2>/dev/null > ../domU-initrd.cpio)
 
 # dom0: the recipe of shared/design/xen-lab (xl, xenstored, xenconsoled, libs, ld.so, libgcc_s).
 R=dom0_root; rm -rf $R
@@ -119,7 +144,7 @@ cp /bin/busybox $R/bin/
 for b in xl xenstored xenconsoled xen-init-dom0 xenstore-control xenctx; do cp xroot/usr/lib/xen-4.17/bin/$b $R/usr/lib/xen-4.17/bin/; done
 for b in read write ls rm exists; do cp -L xroot/usr/bin/xenstore-$b $R/usr/lib/xen-4.17/bin/; done
 cp "$PTMOND" $R/usr/lib/xen-4.17/bin/"$(basename "$PTMOND")"
-cp ptmond-standin $R/usr/lib/xen-4.17/bin/ptmond-standin
+cp ptmond-standin lab-access $R/usr/lib/xen-4.17/bin/
 # Resolve libraries against the extracted Xen libs first (same versions the hypervisor expects).
 for f in $R/usr/lib/xen-4.17/bin/*; do
     LD_LIBRARY_PATH=$CACHE/xroot/usr/lib/x86_64-linux-gnu ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'
@@ -129,7 +154,7 @@ cp -L /lib64/ld-linux-x86-64.so.2 $R/lib64/
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do cp "$M/kernel/drivers/xen/$m.ko" $R/lib/modules/; done
 cp xroot/etc/xen/xl.conf $R/etc/xen/; cp "$HERE/g1.cfg" $R/etc/xen/g1.cfg
 cp "$HERE/dom0-init.sh" $R/init; chmod +x $R/init
-cp vmlinuz $R/guest/vmlinuz; cp domU-initrd.gz $R/guest/initrd.gz
-(cd $R && find . | cpio -o -H newc 2>/dev/null | gzip -1 > ../dom0-initrd.gz)
+cp vmlinux $R/guest/vmlinux; cp domU-initrd.cpio $R/guest/initrd.cpio
+(cd $R && find . | cpio -o -H newc 2>/dev/null > ../dom0-initrd.cpio)
 echo "$HASH" > initrd.stamp
-ls -la "$CACHE/dom0-initrd.gz" "$CACHE/domU-initrd.gz"
+ls -la "$CACHE/dom0-initrd.cpio" "$CACHE/domU-initrd.cpio"

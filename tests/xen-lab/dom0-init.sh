@@ -1,11 +1,13 @@
 #!/bin/busybox sh
-# dom0 init of the Xen lab (issue 7): start the Xen daemons, create the PVH domU running the
-# workload, run ptmond on the workload's VAs, drive the workload's steps one at a time through
-# xenstore (data/ptmon-go), note where each step starts and ends in ptmond's log, stop ptmond
-# (detach), let the guest run a last step, then dump every log to the console between
-# markers for the host-side checker, and power off.
+# dom0 init of the Xen lab: start the Xen daemons, create the PVH domU running the workload,
+# run ptmond on the workload's VAs (vetoing changes of the D page, recording a trace), drive
+# the workload's steps one at a time through xenstore (data/ptmon-go), ask ptmond for a
+# ptmon_check report after each (SIGUSR1), note where each step starts and ends in ptmond's
+# log, stop ptmond (detach), check from dom0 with lab-access that every frame ptmond restricted
+# has its access back, let the guest run a last step, then dump every log to the console
+# between markers for the host-side checker, and power off.
 # Settings come from the Xen command line's dom0 part via /proc/cmdline:
-#   lab.watcher=ptmond|standin   lab.ptmond_args="..." (extra ptmond options, '+' for spaces)
+#   lab.watcher=ptmond|standin   lab.vcpus=N   lab.ptmond_args="..." (extra options, '+' = space)
 /bin/busybox --install -s /bin
 export PATH=/usr/lib/xen-4.17/bin:/bin:/sbin LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /run
@@ -16,8 +18,15 @@ log() { echo "DOM0LAB [$(up)s] $*"; echo "[$(up)] $*" >> /out/dom0.log; }
 fail() { log "FAIL: $*"; echo "$*" >> /out/failures.txt; }
 arg() { sed -n "s/.*\\<lab\\.$1=\\([^ ]*\\).*/\\1/p" /proc/cmdline | tr '+' ' '; }
 WATCHER=$(arg watcher); WATCHER=${WATCHER:-ptmond}
+VCPUS=$(arg vcpus); VCPUS=${VCPUS:-1}
+sed -i "s/^vcpus = .*/vcpus = $VCPUS/" /etc/xen/g1.cfg
+# Two vCPUs under Debian's Bochs 2.7: it enters a guest with IF=0 keeping host interrupts masked
+# (shared/design/xen-lab-bochs), which deadlocks Xen while the second vCPU calibrates its delay
+# loop: give the guest the loop's value instead.
+[ "$VCPUS" -gt 1 ] && sed -i 's/^extra = "\(.*\)"/extra = "\1 lpj=400000"/' /etc/xen/g1.cfg
 EXTRA=$(arg ptmond_args)
 LEAF=0x50544d4e
+LAST_STEP=15   # steps watched by ptmond; step 16 runs after the detach
 
 log "dom0 init reached; watcher=$WATCHER extra='$EXTRA'"
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do insmod /lib/modules/$m.ko || fail "insmod $m"; done
@@ -63,6 +72,14 @@ quiet() {
     done
 }
 lines() { wc -l < /out/ptmond.log; }
+checks() { grep -c '"event":"check"' /out/ptmond.log; }
+# Ask ptmond for a report (ptmon_check and the step's event statistics) and wait for its line.
+ask_report() {
+    before=$(checks); i=0
+    kill -USR1 $PID 2>/dev/null || return 1
+    while [ "$(checks)" -le "$before" ] && [ $i -lt 240 ]; do i=$((i + 1)); sleep 0.5; done
+    [ "$(checks)" -gt "$before" ] || { fail "ptmond gave no report within 120 s of SIGUSR1"; return 1; }
+}
 
 # Start $CMD in the background and wait until it watches: ptmond says "watching N of M
 # addresses" (the stand-in prints a cr3 event). Fails if it exits first or takes 300 s.
@@ -100,20 +117,22 @@ run_lab() {
     wait_guest '^WLREADY 1' 600 || { fail "workload did not print its VAs and baseline"; return 1; }
     log "PHASE guest-ready"
     VAS=$(tr -d '\r' < $GLOG | awk '$1=="WLVA"{printf "--va %s ", $2}')
+    DENY=$(tr -d '\r' < $GLOG | awk '$1=="WLVA" && $3=="D"{printf "--deny %s ", $2}')
     case $WATCHER in
         standin) CMD="ptmond-standin --domain $D --cr3-from-cpuid $LEAF --json $EXTRA $VAS" ;;
-        *) CMD="ptmond --domain $D --cr3-from-cpuid $LEAF --json $EXTRA $VAS" ;;
+        *) CMD="ptmond --domain $D --cr3-from-cpuid $LEAF --json --record /tmp/trace.ptt $DENY $EXTRA $VAS" ;;
     esac
     start_watcher || {
-        # ptmond's ioreq mechanism (AMD/NPT) has no monitor ring, hence no CPUID events: learn
-        # the CR3 with the stand-in's CPUID monitor instead and hand it over with --cr3.
-        if [ "$WATCHER" = ptmond ] && grep -q 'not supported' /out/ptmond.err; then
+        # ptmond's ioreq mechanism (AMD/NPT, only with --experimental-ioreq) has no monitor ring,
+        # hence no CPUID events: learn the CR3 with the stand-in's CPUID monitor instead and
+        # hand it over with --cr3.
+        if [ "$WATCHER" = ptmond ] && echo "$EXTRA" | grep -q experimental-ioreq && grep -q 'not supported' /out/ptmond.err; then
             mv /out/ptmond.err /out/ptmond-cpuid-attempt.err
             sed -i '$d' /out/failures.txt   # that early exit is expected here, not a result
             CR3=$(ptmond-standin --domain $D --cr3-from-cpuid $LEAF --cr3-only 2>>/out/dom0.log | sed -n 's/.*"cr3":"\(0x[0-9a-f]*\)".*/\1/p')
             [ -n "$CR3" ] || { fail "could not learn the CR3 with the stand-in either (domain state: $(xl list | awk -v d=$D '$2==d{print $5}'))"; guest_state; return 1; }
             log "ptmond cannot take CPUID events here; CR3 $CR3 learned by the lab, passed with --cr3"
-            CMD="ptmond --domain $D --cr3 $CR3 --json $EXTRA $VAS"
+            CMD="ptmond --domain $D --cr3 $CR3 --json $DENY $EXTRA $VAS"
             start_watcher || return 1
         else
             return 1
@@ -122,7 +141,7 @@ run_lab() {
     quiet
     log "PHASE watching: $(grep -hE "$READY" /out/ptmond.log /out/ptmond.err | head -1)"
     n=1
-    while [ $n -le 13 ]; do
+    while [ $n -le $LAST_STEP ]; do
         echo "STEP $n BEGIN $(lines)" >> /out/steps.txt
         xenstore-write /local/domain/$D/data/ptmon-go $n
         if ! wait_guest "^WLSTEP $n - END" 900; then
@@ -131,6 +150,7 @@ run_lab() {
             return 1
         fi
         quiet
+        [ "$WATCHER" = ptmond ] && { ask_report || break; }
         echo "STEP $n END $(lines)" >> /out/steps.txt
         log "step $n done (ptmond log $(lines) lines)"
         kill -0 $PID 2>/dev/null || { fail "$WATCHER died during step $n"; break; }
@@ -147,9 +167,14 @@ run_lab() {
     wait $PID; rc=$?
     echo "$rc" > /out/ptmond.rc
     log "PHASE detached; $WATCHER rc=$rc"
-    # The guest must go on after the detach: step 14 rebuilds page tables in frames that were
+    # Every frame ptmond said it restricted must have its access back, as Xen itself says.
+    grep '"event":"restrict"' /out/ptmond.log |
+        sed -n 's/.*"gfn":"\(0x[0-9a-f]*\)","was":"\([a-z0-9]*\)".*/\1 \2/p' | sort -u > /out/frames.txt
+    lab-access --domain $D /out/frames.txt > /out/access.txt 2>&1
+    log "after detach: $(tail -1 /out/access.txt)"
+    # The guest must go on after the detach: step 16 rebuilds page tables in frames that were
     # watched; WLALIVE says it got through.
-    xenstore-write /local/domain/$D/data/ptmon-go 14
+    xenstore-write /local/domain/$D/data/ptmon-go $((LAST_STEP + 1))
     if wait_guest '^WLALIVE' 600; then log "guest alive after detach"; else fail "guest not alive after detach"; fi
     xl list > /out/xl-list.txt 2>&1
     log "PHASE after-detach-done"
@@ -158,11 +183,22 @@ run_lab() {
 run_lab
 xl dmesg > /out/xl-dmesg.txt 2>&1
 tr -d '\r' < $GLOG > /out/guest.log 2>/dev/null
+# The trace goes out compressed, as text.
+if [ -s /tmp/trace.ptt ]; then
+    gzip -9 -c /tmp/trace.ptt | base64 > /out/trace.ptt.gz.b64
+    log "trace: $(wc -c < /tmp/trace.ptt) bytes, $(base64 -d < /out/trace.ptt.gz.b64 | wc -c) compressed"
+fi
 log "dumping logs"
 # Each file goes out between markers, every line prefixed, with its line count and md5 so the
-# host can tell a complete dump from one the serial path shortened.
+# host can tell a complete dump from one the serial path shortened. The emulated UART is slow
+# (about 10 KB/s): large text files go gzip-compressed, as base64 (NAME.dump.gz.b64).
 for f in /out/*; do
     b=${f##*/}
+    if [ "$(wc -c < "$f")" -gt 16384 ] && [ "${b%.b64}" = "$b" ]; then
+        gzip -c "$f" | base64 > "/tmp/$b.dump.gz.b64"
+        f=/tmp/$b.dump.gz.b64
+        b=$b.dump.gz.b64
+    fi
     echo "@@BEGIN $b $(wc -l < $f) $(md5sum < $f | cut -c1-32)"
     sed "s/^/@@$b@@ /" $f
     echo "@@END $b"

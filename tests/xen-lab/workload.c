@@ -1,5 +1,5 @@
 /*
- * workload: the domU side of the Xen lab (issue 7). Static, runs as the guest's only process.
+ * workload: the domU side of the Xen lab. Static, runs as the guest's only process.
  *
  * It maps a few hundred pages at fixed addresses (so the layout does not depend on ASLR), prints
  * every VA it wants watched, then executes CPUID with a magic leaf until dom0 lets it start:
@@ -17,12 +17,21 @@
  *   WLOP <n> <va> <npages>               pages the step acts on (changes elsewhere are unexplained)
  *   WLP <n> <va> <pfn|-> <rw|r-|--> <flags>   flags: s (swapped), z (zero page), . (none)
  *   WLNOTE <text>
+ *   WLDENY <write ok|write faulted>     step 14: did the write after the vetoed mprotect land?
+ *   WLLOAD <iterations> <pages> <microseconds> <threads>   step 15: the load loop, timed by the
+ *                                        guest; one thread per online vCPU, each pinned to its
+ *                                        vCPU and working on its own part of L
+ *   WLTHREAD <index> <vcpu>              where each load thread ran
  *
  * SPDX-License-Identifier: Apache-2.0
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +65,12 @@
 #define H_STRIDE 8             /* watch every 8th 4K page of the huge page (64 VAs) */
 #define S_BASE   0x150000000UL /* 64 pages pushed to swap (zram) and back */
 #define S_PAGES  64
+#define D_BASE   0x160000000UL /* one page whose loss of write access ptmond vetoes (step 14) */
+#define L_BASE   0x170000000UL /* mapped, touched and unmapped again and again (step 15) */
+#define L_PAGES  128
+#define L_ITERS  8
 
-#define MAXW 512
+#define MAXW 1024
 static struct w {
     uintptr_t va;
     int prot;      /* what we gave it: 0 none/unmapped, 1 read, 3 read+write */
@@ -239,6 +252,89 @@ static int swap_active(void)
     return n > 1; /* a header plus at least one device */
 }
 
+static sigjmp_buf write_fault;
+
+static void on_segv(int sig)
+{
+    (void)sig;
+    siglongjmp(write_fault, 1);
+}
+
+/* Write to @p va; @return 1 if the write landed, 0 if it faulted. */
+static int try_write(uintptr_t va)
+{
+    struct sigaction sa, old;
+    int ok = 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_segv;
+    sigaction(SIGSEGV, &sa, &old);
+    if (sigsetjmp(write_fault, 1) == 0) {
+        *(volatile char *)va = 0x5a;
+        ok = 1;
+    }
+    sigaction(SIGSEGV, &old, NULL);
+    return ok;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* One load thread: its part of L, mapped, touched and unmapped L_ITERS times, on its vCPU. */
+struct load_part {
+    int index, vcpu_seen;
+    uintptr_t base;
+    size_t pages;
+};
+
+static void *load_thread(void *arg)
+{
+    struct load_part *p = arg;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(p->index, &set);
+    (void)sched_setaffinity(0, sizeof(set), &set);
+    for (int it = 0; it < L_ITERS; it++) {
+        void *m = mmap((void *)p->base, p->pages * PG, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (m != (void *)p->base)
+            break;
+        touch_write(p->base, p->pages);
+        munmap(m, p->pages * PG);
+    }
+    p->vcpu_seen = sched_getcpu();
+    return NULL;
+}
+
+/* The load loop with one thread per online vCPU (at most 2), each on its own part of L.
+ * @return the number of threads. */
+static int load(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cpus >= 2 ? 2 : 1;
+    struct load_part parts[2];
+    pthread_t t[2];
+    for (int i = 0; i < n; i++) {
+        parts[i].index = i;
+        parts[i].vcpu_seen = -1;
+        parts[i].pages = L_PAGES / (size_t)n;
+        parts[i].base = L_BASE + (uintptr_t)i * parts[i].pages * PG;
+        if (pthread_create(&t[i], NULL, load_thread, &parts[i]) != 0) {
+            load_thread(&parts[i]);
+            t[i] = 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (t[i])
+            pthread_join(t[i], NULL);
+        printf("WLTHREAD %d %d\n", i, parts[i].vcpu_seen);
+    }
+    return n;
+}
+
 #define STEP(n, name) (gate(n), printf("WLSTEP %d %s BEGIN\n", (n), (name)), fflush(stdout), (n))
 
 int main(void)
@@ -253,6 +349,7 @@ int main(void)
     map_fixed(B_BASE, BC_PAGES * PG);
     map_fixed(H_BASE, H_SIZE);
     map_fixed(S_BASE, S_PAGES * PG);
+    map_fixed(D_BASE, PG);
     for (int i = 0; i < A_PAGES; i++)
         add_watch(A_BASE + i * PG, "A");
     for (int i = 0; i < BC_PAGES; i++)
@@ -263,10 +360,14 @@ int main(void)
         add_watch(H_BASE + o, "H");
     for (int i = 0; i < S_PAGES; i++)
         add_watch(S_BASE + i * PG, "S");
+    add_watch(D_BASE, "D");
+    for (int i = 0; i < L_PAGES; i++)
+        add_watch(L_BASE + i * PG, "L");
     set_prot(A_BASE, A_PAGES * PG, 3);
     set_prot(B_BASE, BC_PAGES * PG, 3);
     set_prot(H_BASE, H_SIZE, 3);
     set_prot(S_BASE, S_PAGES * PG, 3);
+    set_prot(D_BASE, PG, 3);
     /* The shared zero page's frame, to mark read faults on anonymous memory. */
     {
         volatile char *z = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -395,9 +496,31 @@ int main(void)
     printf("WLNOTE sum=%u\n", touch_read(S_BASE, S_PAGES));
     report(s, "END");
 
-    /* Step 14 runs after dom0 stopped ptmond: the guest must keep running normally, its page
+    /* ptmond vetoes every change that would take D's writable mapping away (--deny D): the
+     * fault-in maps it, mprotect's clear and rewrite of the PTE are denied before they land,
+     * so the write after the mprotect succeeds where the kernel thinks the page read-only. */
+    s = STEP(14, "deny-mprotect");
+    op(s, D_BASE, 1);
+    touch_write(D_BASE, 1);
+    mprotect((void *)D_BASE, PG, PROT_READ);
+    set_prot(D_BASE, PG, 1);
+    printf("WLDENY %s\n", try_write(D_BASE) ? "write ok" : "write faulted");
+    report(s, "END");
+
+    /* Load: page tables written as fast as the guest can, every write trapped. */
+    s = STEP(15, "load-mmap-touch-munmap");
+    op(s, L_BASE, L_PAGES);
+    {
+        uint64_t t0 = now_us();
+        int threads = load();
+        printf("WLLOAD %d %d %llu %d\n", L_ITERS, L_PAGES, (unsigned long long)(now_us() - t0),
+               threads);
+    }
+    report(s, "END");
+
+    /* Step 16 runs after dom0 stopped ptmond: the guest must keep running normally, its page
      * tables writable again (a frame left write-trapped without a server would hang or crash). */
-    s = STEP(14, "after-detach");
+    s = STEP(16, "after-detach");
     touch_write(A_BASE, 192);
     munmap((void *)C_BASE, BC_PAGES * PG);
     set_prot(C_BASE, BC_PAGES * PG, 0);
