@@ -45,7 +45,7 @@ test-normal:
 test-xen-lab:
 	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
-	ctest --test-dir $(BUILD) --output-on-failure -L xen-lab
+	ctest --test-dir $(BUILD) -V -L xen-lab
 
 test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_C_COMPILER=clang -DPTMON_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS)

@@ -85,8 +85,8 @@ static void usage(FILE *f)
             "                        that vCPU's CR3\n"
             "  --va ADDR             a virtual address to watch (repeatable)\n"
             "  --range ADDR:LEN      every 4 KiB page of [ADDR, ADDR+LEN)\n"
-            "  --deny ADDR           veto, before the write, every change that would take a\n"
-            "                        present writable mapping of watched ADDR away (remap, unmap,\n"
+            "  --deny ADDR           watch ADDR and veto, before the write, every change that\n"
+            "                        would take its present writable mapping away (remap, unmap,\n"
             "                        rights); only for pages the guest does not free meanwhile\n"
             "  --record FILE         write a trace of the run (ptmon-replay replays it)\n"
             "  --json                JSON lines output\n"
@@ -189,6 +189,14 @@ static int parse(int argc, char **argv, struct opts *o)
     if (o->have_cr3 && o->cpuid_leaf >= 0) {
         fprintf(stderr, "ptmond: --cr3 and --cr3-from-cpuid exclude each other\n");
         return -1;
+    }
+    /* a vetoed address must be watched: only its own callbacks can veto */
+    for (size_t d = 0; d < o->ndeny; d++) {
+        size_t i = 0;
+        while (i < o->nvas && (o->vas[i] & ~0xfffull) != o->deny[d])
+            i++;
+        if (i == o->nvas && add_va(o, o->deny[d]) < 0)
+            return fprintf(stderr, "ptmond: too many addresses\n"), -1;
     }
     return 0;
 }
@@ -367,7 +375,8 @@ static void report(struct app *app, ptmon *pm, struct window *w, const char *whe
     double p50, p99, max;
 
     (void)ptmon_get_stats(pm, &st);
-    qsort(w->ns, w->n, sizeof(*w->ns), cmp_u32);
+    if (w->n)
+        qsort(w->ns, w->n, sizeof(*w->ns), cmp_u32);
     p50 = percentile_us(w->ns, w->n, 50);
     p99 = percentile_us(w->ns, w->n, 99);
     max = w->n ? w->ns[w->n - 1] / 1000.0 : 0;

@@ -98,7 +98,7 @@ static int parse_event(struct cur *c, ptmon_trace_record *r)
         return -1;
     if (has_bytes) {
         /* only events ptmon would accept carry bytes: one frame's worth at most */
-        if (ev->size == 0 || ev->size > FRAME_SIZE - (ev->gpa & 0xfff))
+        if (ev->gpa >> 52 || ev->size == 0 || ev->size > FRAME_SIZE - (ev->gpa & 0xfff))
             return -1;
         ev->bytes = take(c, ev->size);
     }
@@ -118,7 +118,8 @@ static int parse_payload(struct cur *c, ptmon_trace_record *r)
     case PTMON_TRACE_MEM:
         r->u.mem.gpa = get_u64(c);
         r->u.mem.len = get_u32(c);
-        if (r->u.mem.len == 0 || r->u.mem.len > FRAME_SIZE - (r->u.mem.gpa & 0xfff))
+        if (r->u.mem.gpa >> 52 || r->u.mem.len == 0 ||
+            r->u.mem.len > FRAME_SIZE - (r->u.mem.gpa & 0xfff))
             return -1;
         r->u.mem.bytes = take(c, r->u.mem.len);
         return 0;
