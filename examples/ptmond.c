@@ -13,12 +13,13 @@
  * events since the last report (a "check" line). SIGPIPE is ignored: a closed output is a stop
  * request. A fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) makes a best-effort
  * emergency detach through a file-scope pointer (libxc is not async-signal-safe, but a hung
- * guest is the worse outcome) and re-raises.
+ * guest is the worse outcome: it answers the request being handled too) and re-raises; it runs
+ * on a stack of its own, so that a stack overflow still gets there.
  * These file-scope variables are this program's, not the library's (which has none).
  *
  * SPDX-License-Identifier: Apache-2.0
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* sigaltstack, SA_ONSTACK */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -327,6 +328,7 @@ static void on_fatal(int sig)
 static void install_signals(void)
 {
     struct sigaction sa;
+    stack_t alt;
     static const int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2, SIGALRM, SIGXFSZ};
     static const int fatals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     memset(&sa, 0, sizeof(sa));
@@ -338,8 +340,13 @@ static void install_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    alt.ss_size = 256 * 1024;
+    alt.ss_sp = malloc(alt.ss_size); /* lives as long as the process */
+    alt.ss_flags = 0;
     sa.sa_handler = on_fatal;
     sa.sa_flags = SA_RESETHAND;
+    if (alt.ss_sp && sigaltstack(&alt, NULL) == 0)
+        sa.sa_flags |= SA_ONSTACK;
     for (size_t i = 0; i < sizeof(fatals) / sizeof(fatals[0]); i++)
         sigaction(fatals[i], &sa, NULL);
 }

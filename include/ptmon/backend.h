@@ -72,9 +72,10 @@ typedef struct ptmon_glue {
 
     /**
      * REQUIRED. Set the access rights of frame @p gfn to @p access (a value get_access returned,
-     * possibly with PTMON_ACCESS_W cleared). After it returns, every later guest write into the
-     * frame must be reported (for the vCPU that caused the change, from its next instruction on;
-     * for others, once flush has run or the current event is answered).
+     * possibly with PTMON_ACCESS_W cleared). A change that takes a right away must be in force on
+     * every vCPU when the call returns: ptmon reads the frame right after protecting it, and a
+     * write another vCPU makes in between would be lost. A change that gives rights back may wait
+     * until flush (or until the current event is answered).
      * Must: fail with PTMON_ERANGE for frames outside guest RAM; leave the frame unchanged on
      * failure.
      */

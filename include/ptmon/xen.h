@@ -34,9 +34,13 @@ typedef struct ptmon_xen ptmon_xen;
 
 /** Write-interception mechanisms. */
 enum ptmon_xen_mechanism {
-    PTMON_XEN_MECH_AUTO = 0,       /**< probe: mem_access if the host supports it */
+    PTMON_XEN_MECH_AUTO = 0,       /**< mem_access (the ioreq server is never chosen for you) */
     PTMON_XEN_MECH_MEM_ACCESS = 1, /**< vm_event mem_access (Intel EPT) */
-    PTMON_XEN_MECH_IOREQ = 2,      /**< ioreq-server page type (any HAP host; writes only) */
+    /** ioreq-server page type (any HAP host; writes only). Experimental: Xen 4.17 performs
+     *  locked read-modify-writes on such frames non-atomically (unsafe with several vCPUs), and
+     *  on AMD NPT a page walk through a trapped table can end in Xen's MMIO emulator and crash
+     *  the guest (tests/xen-lab/README.md). */
+    PTMON_XEN_MECH_IOREQ = 2,
 };
 
 /** Attach configuration. Start from PTMON_XEN_CONFIG_INIT. */
@@ -80,6 +84,9 @@ typedef struct ptmon_xen_stats {
     uint64_t protect_calls;        /**< batched set-mem-access calls */
     uint64_t batches;              /**< ring batches (notifications sent) */
     uint64_t protected_frames;     /**< frames currently restricted by the backend */
+    /** frames found restricted by someone else (a monitor that died: Xen keeps p2m access
+     *  when the ring goes) and given Xen's default access (rwx) back */
+    uint64_t stale_frames;
 } ptmon_xen_stats;
 
 /**
@@ -87,9 +94,9 @@ typedef struct ptmon_xen_stats {
  * dying domains, enable the monitor ring, bind its event channel and initialise the ring.
  * @return 0 and the handle in @p out; PTMON_EVERSION (interface or config version mismatch),
  *         PTMON_ENOENT (no such domain, or dying), PTMON_EBUSY (another monitor attached),
- *         PTMON_ENOTSUP (mechanism unavailable), PTMON_EIO, PTMON_ENOMEM, PTMON_EINVAL.
- *         PTMON_XEN_MECH_AUTO uses mem_access when the host has it (Intel EPT), else the
- *         ioreq-server page type (writes only: frame hooks on reads/executions get ENOTSUP).
+ *         PTMON_ENOTSUP (mechanism unavailable: no mem_access without Intel EPT), PTMON_EIO,
+ *         PTMON_ENOMEM, PTMON_EINVAL. PTMON_XEN_MECH_AUTO is mem_access; the ioreq-server page
+ *         type only when asked for (writes only: frame hooks on reads/executions get ENOTSUP).
  */
 PTMON_EXTERN int ptmon_xen_attach(const ptmon_xen_config *cfg, ptmon_xen **out);
 
@@ -109,10 +116,10 @@ typedef void (*ptmon_xen_cpuid_fn)(void *ctx, uint32_t vcpu, uint32_t leaf,
 
 /**
  * Enable CPUID monitoring (mem_access mechanism only: the events come on the monitor ring) and
- * call @p fn for every CPUID with leaf @p leaf (the instruction is
- * completed with zeroed outputs for that leaf; other leaves get the host's CPUID values, so
- * keep monitoring short). @p fn NULL disables it. @return 0, PTMON_ENOTSUP (ioreq mechanism) or
- * PTMON_EIO.
+ * call @p fn for every CPUID with leaf @p leaf. Every CPUID of the guest, of any leaf, is
+ * completed with the answer Xen computed for it from the domain's own policy: the guest sees
+ * no difference, only each CPUID costs a round trip to the backend while monitoring is on.
+ * @p fn NULL disables it. @return 0, PTMON_ENOTSUP (ioreq mechanism) or PTMON_EIO.
  */
 PTMON_EXTERN int ptmon_xen_watch_cpuid(ptmon_xen *x, uint32_t leaf, ptmon_xen_cpuid_fn fn,
                                        void *ctx);

@@ -173,11 +173,11 @@ static void test_attach_refusals(void **state)
     assert_int_equal(xen_attach_ops(&cfg, &hv->ops, &x), PTMON_ENOTSUP);
     assert_int_equal(hv->disable_calls, 1); /* the ring was enabled, then disabled again */
     assert_int_equal(hv->monitor_on, 0);
-    hv->ioreq_rc = -EOPNOTSUPP; /* AUTO: neither mechanism */
-    cfg.mechanism = PTMON_XEN_MECH_AUTO;
+    cfg.mechanism = PTMON_XEN_MECH_AUTO; /* AUTO never falls back to the ioreq server */
     assert_int_equal(xen_attach_ops(&cfg, &hv->ops, &x), PTMON_ENOTSUP);
     assert_int_equal(hv->monitor_on, 0);
-    hv->ioreq_rc = 0; /* AUTO falls back to the ioreq server */
+    assert_false(hv->ioreq_on);
+    cfg.mechanism = PTMON_XEN_MECH_IOREQ; /* asked for: used */
     assert_int_equal(xen_attach_ops(&cfg, &hv->ops, &x), 0);
     assert_int_equal(ptmon_xen_mechanism(x), PTMON_XEN_MECH_IOREQ);
     assert_int_equal(hv->monitor_on, 0);
@@ -686,6 +686,37 @@ static void test_cas_real_race(void **state)
     assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
 }
 
+static void post_irrelevant(struct fx *f, uint32_t vcpu);
+
+/* What Xen emulates for us is seen promptly, whatever the instruction wrote in the frame: at
+ * another vCPU's event, or at a quiet poll, not only at the next event of the vCPU that wrote
+ * (which may come much later). */
+static void test_emulated_write_is_reread_promptly(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t add[] = {0x48, 0x01, 0x07}; /* add [rdi], rax: not ours to perform */
+    vm_event_response_t rsp;
+
+    f->regs.rax = 0x1000;
+    rsp = run(f, add, sizeof(add), PTE_OFF);
+    assert_true(rsp.flags & VM_EVENT_FLAG_EMULATE);
+    /* Xen emulates; say it wrote 32 bytes from the watched entry on */
+    fake_hv_set64(f->hv, f->pt_gpa + PTE_OFF, pte(f) + 0x1000);
+    fake_hv_set64(f->hv, f->pt_gpa + PTE_OFF + 24, 0x12345003);
+    post_irrelevant(f, 1); /* another vCPU's event */
+    assert_int_equal(ptmon_xen_poll(f->x, 0), 1);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 1);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->last.after.frame, f->frame_a + 0x1000);
+    /* a second emulation, then nothing but a quiet poll */
+    rsp = run(f, add, sizeof(add), PTE_OFF);
+    fake_hv_set64(f->hv, f->pt_gpa + PTE_OFF, pte(f) + 0x1000);
+    assert_int_equal(ptmon_xen_poll(f->x, 0), 0);
+    assert_int_equal(f->calls, 2);
+    assert_int_equal(f->last.after.frame, f->frame_a + 0x2000);
+    assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
+}
+
 static void test_unknown_insn_emulate_then_reread(void **state)
 {
     struct fx *f = *state;
@@ -1001,6 +1032,38 @@ static void test_sigterm_mid_event(void **state)
     sigaction(SIGTERM, &old, NULL);
 }
 
+/* A crash inside the engine, as the fatal-signal handler sees it: the emergency detach runs
+ * while the request is being handled. Its vCPU must get an answer (once), or it stays paused. */
+static void crash_now(struct fx *f)
+{
+    ptmon_xen_emergency_detach(f->x);
+}
+
+static void test_emergency_detach_answers_the_request_in_progress(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t mov[] = {0x48, 0x89, 0x07};
+    vm_event_request_t req;
+    vm_event_response_t rsp;
+
+    f->in_callback = crash_now;
+    f->regs.rax = f->frame_b | 3;
+    fake_hv_poke(f->hv, f->code_gpa, mov, sizeof(mov));
+    f->regs.rip = CODE_VA;
+    fake_hv_write_req(&req, 0, f->pt_gpa + PTE_OFF, PTWIN_VA + PTE_OFF, &f->regs);
+    assert_int_equal(fake_hv_post(f->hv, &req), 0);
+    (void)ptmon_xen_poll(f->x, 0);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 1);
+    assert_int_equal(rsp.vcpu_id, 0);
+    assert_true(rsp.flags & VM_EVENT_FLAG_VCPU_PAUSED);
+    assert_false(rsp.flags & VM_EVENT_FLAG_EMULATE);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 0); /* answered once */
+    assert_int_equal(f->hv->monitor_on, 0);
+    assert_true(fake_hv_access_unchanged(f->hv));
+    f->in_callback = NULL;
+}
+
 static void test_emergency_detach(void **state)
 {
     struct fx *f = *state;
@@ -1011,6 +1074,146 @@ static void test_emergency_detach(void **state)
     assert_int_equal(rsp.flags, VM_EVENT_FLAG_VCPU_PAUSED);
     assert_true(fake_hv_access_unchanged(f->hv));
     assert_int_equal(f->hv->monitor_on, 0);
+}
+
+/* A glue between the engine and the backend that checks, at every read, that each frame the
+ * engine has asked to write-protect is write-protected in Xen already: "protect, then read"
+ * must hold for every vCPU, not only once the call's flush has run. */
+struct read_check {
+    const ptmon_glue *inner;
+    struct fake_hv *hv;
+    uint64_t protected_gfns[64];
+    unsigned n, reads, violations;
+};
+
+static int rc_read(void *b, uint64_t gpa, void *buf, size_t len)
+{
+    struct read_check *c = b;
+    c->reads++;
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->protected_gfns[i] == gpa >> 12 && (c->hv->access[gpa >> 12] & XENMEM_access_w))
+            c->violations++;
+    return c->inner->read_gpa(c->inner->backend, gpa, buf, len);
+}
+
+static int rc_get(void *b, uint64_t gfn, uint32_t *access)
+{
+    struct read_check *c = b;
+    return c->inner->get_access(c->inner->backend, gfn, access);
+}
+
+static int rc_set(void *b, uint64_t gfn, uint32_t access)
+{
+    struct read_check *c = b;
+    if (!(access & PTMON_ACCESS_W) && c->n < 64)
+        c->protected_gfns[c->n++] = gfn;
+    return c->inner->set_access(c->inner->backend, gfn, access);
+}
+
+static int rc_flush(void *b)
+{
+    struct read_check *c = b;
+    return c->inner->flush(c->inner->backend);
+}
+
+static void test_protection_is_in_force_before_the_engine_reads(void **state)
+{
+    struct fx *f = *state;
+    struct read_check c = {ptmon_xen_glue(f->x), f->hv, {0}, 0, 0, 0};
+    ptmon_glue g = PTMON_GLUE_INIT;
+    ptmon *pm;
+    struct ptmon_watch *w2;
+    uint64_t va2 = 0x40000000ull; /* PDPT[1]: a new PD and PT */
+
+    g.backend = &c;
+    g.read_gpa = rc_read;
+    g.get_access = rc_get;
+    g.set_access = rc_set;
+    g.flush = rc_flush;
+    fake_hv_map(f->hv, f->cr3, va2, f->frame_b);
+    assert_int_equal(ptmon_create(&g, NULL, &pm), PTMON_ENOCALLBACK); /* AUTO needs regs */
+    {
+        ptmon_config cfg = PTMON_CONFIG_INIT;
+        cfg.paging.mode = PTMON_MODE_4LEVEL;
+        cfg.paging.flags = PTMON_PAGING_NXE;
+        assert_int_equal(ptmon_create(&g, &cfg, &pm), 0);
+    }
+    assert_int_equal(ptmon_watch(pm, f->cr3, va2, 0, on_change, f, &w2), 0);
+    assert_true(c.n >= 3 && c.reads >= 4);
+    assert_int_equal(c.violations, 0);
+    assert_int_equal(ptmon_check(pm, NULL, 0), 0);
+    ptmon_destroy(pm);
+}
+
+/* Xen's HAP pool is short (ENOMEM) when the access of a frame is given back: the change stays
+ * queued and the next flush applies it, instead of leaving the frame protected while ptmon
+ * believes it is not. */
+static void test_failed_flush_keeps_what_failed(void **state)
+{
+    struct fx *f = *state;
+    struct ptmon_watch *w2;
+    uint64_t va2 = 0x40000000ull;
+    uint64_t pd2, pt2;
+    int still_rx;
+
+    fake_hv_map(f->hv, f->cr3, va2, f->frame_b);
+    pd2 = fake_hv_pte_gpa(f->hv, f->cr3, va2, 2) >> 12;
+    pt2 = fake_hv_pte_gpa(f->hv, f->cr3, va2, 1) >> 12;
+    assert_int_equal(ptmon_watch(f->pm, f->cr3, va2, 0, on_change, f, &w2), 0);
+    f->hv->set_access_fail = 2; /* the batch and the first frame alone */
+    assert_int_equal(ptmon_unwatch(w2), PTMON_EIO);
+    still_rx = (f->hv->access[pd2] == XENMEM_access_rx) + (f->hv->access[pt2] == XENMEM_access_rx);
+    assert_int_equal(still_rx, 1);
+    assert_int_equal(ptmon_xen_poll(f->x, 0), 0); /* a quiet poll flushes what is queued */
+    assert_int_equal(f->hv->access[pd2], XENMEM_access_rwx);
+    assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);
+    assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
+}
+
+/* A monitor that died left frames restricted (Xen keeps p2m access when the ring goes). One on
+ * a watched path is tracked all the same (its writes reach the engine, not "stale") and gets
+ * Xen's default back at detach; one nobody watches is given rwx at its first write fault. */
+static void test_frames_left_restricted_by_a_dead_monitor(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t mov[] = {0x48, 0x89, 0x07};
+    struct ptmon_watch *w2;
+    uint64_t va2 = 0x40000000ull, pt2, lone;
+    vm_event_request_t req;
+    vm_event_response_t rsp;
+    ptmon_xen_stats st;
+
+    fake_hv_map(f->hv, f->cr3, va2, f->frame_b);
+    pt2 = fake_hv_pte_gpa(f->hv, f->cr3, va2, 1) >> 12;
+    f->hv->access[pt2] = XENMEM_access_rx; /* left so */
+    assert_int_equal(ptmon_watch(f->pm, f->cr3, va2, 0, on_change, f, &w2), 0);
+    f->regs.rax = f->frame_a | 3; /* a write to va2's PTE reaches the engine */
+    f->regs.rdi = va2; /* (the instruction's target: any VA; the request names the frame) */
+    fake_hv_poke(f->hv, f->code_gpa, mov, sizeof(mov));
+    f->regs.rip = CODE_VA;
+    fake_hv_write_req(&req, 0, pt2 << 12, va2, &f->regs);
+    req.u.mem_access.flags &= ~MEM_ACCESS_GLA_VALID;
+    assert_int_equal(fake_hv_post(f->hv, &req), 0);
+    assert_int_equal(ptmon_xen_poll(f->x, 0), 1);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 1);
+    assert_int_equal(stat(f, PTMON_XEN_EV_STALE), 0);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
+    /* a frame no watch uses, left rx: its first write fault gives it back */
+    lone = fake_hv_alloc(f->hv) >> 12;
+    f->hv->access[lone] = XENMEM_access_rx;
+    fake_hv_write_req(&req, 0, lone << 12, va2, &f->regs);
+    assert_int_equal(fake_hv_post(f->hv, &req), 0);
+    assert_int_equal(ptmon_xen_poll(f->x, 0), 1);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 1);
+    assert_int_equal(stat(f, PTMON_XEN_EV_STALE), 1);
+    assert_int_equal(f->hv->access[lone], XENMEM_access_rwx);
+    assert_int_equal(ptmon_xen_get_stats(f->x, &st), 0);
+    assert_int_equal(st.stale_frames, 2);
+    assert_int_equal(ptmon_unwatch(w2), 0);
+    assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);
+    f->hv->initial_access[lone] = XENMEM_access_rwx; /* what both must end with */
+    f->hv->initial_access[pt2] = XENMEM_access_rwx;
 }
 
 static void test_flush_failure_falls_back(void **state)
@@ -1059,6 +1262,7 @@ static void test_cpuid(void **state)
     req.u.cpuid.insn_length = 2;
     req.data.regs.x86 = f->regs;
     req.data.regs.x86.cr3 = 0xabc000;
+    req.data.regs.x86.rax = 0; /* Xen's guest_cpuid() answer for the unknown leaf */
     assert_int_equal(fake_hv_post(f->hv, &req), 0);
     assert_int_equal(ptmon_xen_poll(f->x, 0), 1);
     assert_int_equal(fake_hv_take(f->hv, &rsp), 1);
@@ -1067,6 +1271,22 @@ static void test_cpuid(void **state)
     assert_true(rsp.flags & VM_EVENT_FLAG_SET_REGISTERS);
     assert_int_equal(rsp.data.regs.x86.rip, CODE_VA + 2);
     assert_int_equal(rsp.data.regs.x86.rax, 0);
+    /* Another leaf while monitoring is on: the guest gets the answer Xen computed from the
+     * domain's policy (in the request's registers), not dom0's CPU's. */
+    req.u.cpuid.leaf = 1;
+    req.data.regs.x86.rax = 0x000306c3; /* what this guest's policy says */
+    req.data.regs.x86.rbx = 0x02000800; /* its APIC ID 2 (vCPU 1) */
+    req.data.regs.x86.rcx = 0x80000001;
+    req.data.regs.x86.rdx = 0x178bfbff;
+    assert_int_equal(fake_hv_post(f->hv, &req), 0);
+    assert_int_equal(ptmon_xen_poll(f->x, 0), 1);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 1);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(rsp.data.regs.x86.rax, 0x000306c3);
+    assert_int_equal(rsp.data.regs.x86.rbx, 0x02000800);
+    assert_int_equal(rsp.data.regs.x86.rcx, 0x80000001);
+    assert_int_equal(rsp.data.regs.x86.rdx, 0x178bfbff);
+    assert_int_equal(rsp.data.regs.x86.rip, CODE_VA + 2);
     assert_int_equal(ptmon_xen_watch_cpuid(f->x, 0, NULL, NULL), 0);
     assert_false(f->hv->cpuid_on);
 }
@@ -1127,7 +1347,12 @@ int main(void)
         T(test_detach_ebusy_forever),
         T(test_sigterm_mid_event),
         T(test_emergency_detach),
+        T(test_emergency_detach_answers_the_request_in_progress),
         T(test_flush_failure_falls_back),
+        T(test_protection_is_in_force_before_the_engine_reads),
+        T(test_failed_flush_keeps_what_failed),
+        T(test_frames_left_restricted_by_a_dead_monitor),
+        T(test_emulated_write_is_reread_promptly),
         T(test_mapping_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,12 +101,11 @@ static int attach_steps(ptmon_xen *x, const ptmon_xen_config *cfg)
     rc = check_domain(x, cfg);
     if (rc < 0)
         return rc;
+    /* AUTO is mem_access: the ioreq server (no atomicity between vCPUs, page walks through
+     * trapped tables end in Xen's MMIO emulator on AMD) is never chosen silently. */
     if (cfg->mechanism != PTMON_XEN_MECH_IOREQ) {
         x->mechanism = PTMON_XEN_MECH_MEM_ACCESS;
-        rc = mem_access_steps(x);
-        if (rc == 0 || cfg->mechanism == PTMON_XEN_MECH_MEM_ACCESS || rc != PTMON_ENOTSUP)
-            return rc;
-        mem_access_undo(x); /* AUTO on a host without mem_access: try ioreq */
+        return mem_access_steps(x);
     }
     x->mechanism = PTMON_XEN_MECH_IOREQ;
     rc = xen_ioreq_setup(x);
@@ -232,8 +231,10 @@ int ptmon_xen_poll(ptmon_xen *x, int timeout_ms)
     rc = x->ops.evtchn_wait(x->ops.h, timeout_ms);
     if (rc < 0)
         return PTMON_EIO;
-    if (rc == 0) { /* quiet: is the domain still there? re-protect relaxed frames */
+    if (rc == 0) { /* quiet: is the domain still there? re-protect relaxed frames, re-read
+                    * what Xen emulated (done by now: its responses went out long ago) */
         xen_event_reprotect_all(x);
+        xen_event_flush_rereads(x);
         (void)xen_rights_flush(x);
         memset(&info, 0, sizeof(info));
         if (x->ops.domain_info(x->ops.h, &info) < 0 || info.domid != x->domid || info.dying ||
@@ -337,7 +338,12 @@ void ptmon_xen_emergency_detach(ptmon_xen *x)
         return;
     }
     (void)xen_rights_restore_all(x);
+    /* The request being handled when the crash came was consumed from the ring already: left
+     * unanswered, its vCPU would stay paused for good (disabling the monitor does not release
+     * it). Answer it, then the rest, and push in any case. */
+    xen_ring_answer_current(x);
     (void)xen_ring_drain(x, 0);
+    xen_ring_push(x);
     (void)x->ops.suppress_gpt_events(x->ops.h, 0);
     (void)x->ops.monitor_emul_unimplemented(x->ops.h, 0);
     if (x->cpuid_on)

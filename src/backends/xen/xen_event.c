@@ -3,14 +3,12 @@
  * VCPU_PAUSED echo, mem_access echo, SET_REGISTERS from the request's register block), the
  * mem_access write path (fetch + decode the instruction, tell the engine the new bytes, perform
  * the store atomically, advance the vCPU), the EMULATE fallback with its re-read at the vCPU's
- * next event, page-walker (FAULT_IN_GPT) events, CPUID events.
+ * next event, page-walker (FAULT_IN_GPT) events, CPUID events (answered as Xen computed them).
  * The request is the ring slot's COPY; nothing here touches the ring.
  * May call: the engine (ptmon_handle_event, ptmon_translate), xen_insn.c, xen_store.c,
  * xen_map.c, the glue's read helper.
  */
 #include <string.h>
-
-#include <cpuid.h>
 
 #include "xen_internal.h"
 
@@ -107,6 +105,21 @@ static void post_reread(ptmon_xen *x, uint32_t vcpu, uint64_t gpa, uint32_t size
         (void)ptmon_handle_event(x->pm, &ev);
 }
 
+/* Before an event of @p vcpu: re-read what Xen emulated. Its own emulation is done (it ran
+ * since); another vCPU's may not be yet, so that one is re-read again later (a re-read that
+ * comes too early sees no change and costs nothing else). */
+static void reread_emulated(ptmon_xen *x, uint32_t vcpu)
+{
+    for (uint32_t v = 0; v < x->nvcpus; v++) {
+        struct xen_reread *rr = &x->reread[v];
+        if (!rr->active)
+            continue;
+        if (v == vcpu)
+            rr->active = 0;
+        post_reread(x, v, rr->gpa, rr->size);
+    }
+}
+
 void xen_event_flush_rereads(ptmon_xen *x)
 {
     for (uint32_t v = 0; x->reread && v < x->nvcpus; v++)
@@ -185,7 +198,9 @@ static int handle_write(ptmon_xen *x, const vm_event_request_t *req, vm_event_re
 
     if (!xen_rights_is_restricted(x, gfn)) {
         /* In flight when we relaxed the frame: its rights are (or, before this batch's push,
-         * will be) back; EMULATE is a no-op for Xen when no restriction conflicts any more. */
+         * will be) back. Or restricted by a monitor that died: its access is given back now.
+         * EMULATE is a no-op for Xen when no restriction conflicts any more. */
+        xen_rights_repair_stale(x, gfn);
         answer_emulate(x, req, rsp);
         return PTMON_XEN_EV_STALE;
     }
@@ -198,12 +213,14 @@ static int handle_write(ptmon_xen *x, const vm_event_request_t *req, vm_event_re
         xen_insn_plan(insn, ilen, &p->cpu, off, read_va, read_xmm, x, &p->plan) < 0 ||
         ((req->u.mem_access.flags & MEM_ACCESS_GLA_VALID) &&
          (req->u.mem_access.gla & ~0xfffull) != (p->plan.ea & ~0xfffull))) {
-        /* Not an instruction we perform: Xen emulates it; the engine re-reads the entries at
-         * this vCPU's next event (Xen emulates before the vCPU runs again). */
+        /* Not an instruction we perform: Xen emulates it, before the vCPU runs again. What it
+         * may write in this frame is not known (a rep string, a vector store): the engine
+         * re-reads the whole frame's watched entries, before every event from then on and at
+         * a quiet poll, until this vCPU's next event (by then the emulation is done). */
         struct xen_reread *rr = &x->reread[req->vcpu_id];
         rr->active = 1;
-        rr->gpa = gpa & ~7ull;
-        rr->size = (uint32_t)(4096 - (rr->gpa & 0xfff) < 16 ? 4096 - (rr->gpa & 0xfff) : 16);
+        rr->gpa = gpa & ~0xfffull;
+        rr->size = 4096;
         answer_emulate(x, req, rsp);
         return PTMON_XEN_EV_EMULATE;
     }
@@ -272,22 +289,20 @@ static int handle_mem_access(ptmon_xen *x, const vm_event_request_t *req, vm_eve
     return handle_write(x, req, rsp);
 }
 
+/* Xen computes the guest's own CPUID answer (guest_cpuid(), from the domain's policy, with its
+ * APIC IDs and OS-controlled bits) into the registers before it sends the event
+ * (hvm_vmexit_cpuid() in 4.17): the request's registers carry it. The instruction is then ours
+ * to complete: the answer stays as Xen computed it, only RIP moves past the instruction. */
 static int handle_cpuid(ptmon_xen *x, const vm_event_request_t *req, vm_event_response_t *rsp)
 {
     struct vm_event_regs_x86 *r = &rsp->data.regs.x86;
     uint32_t leaf = req->u.cpuid.leaf;
-    unsigned a = 0, b = 0, c = 0, d = 0;
 
     *r = req->data.regs.x86;
     if (x->cpuid_fn && leaf == x->cpuid_leaf) {
         ptmon_vcpu_regs v = {r->cr0, r->cr3, r->cr4, r->msr_efer};
         x->cpuid_fn(x->cpuid_ctx, req->vcpu_id, leaf, &v);
-    } else /* Xen does not execute a monitored CPUID: give the host's answer */
-        __cpuid_count(leaf, req->u.cpuid.subleaf, a, b, c, d);
-    r->rax = a;
-    r->rbx = b;
-    r->rcx = c;
-    r->rdx = d;
+    }
     r->rip += req->u.cpuid.insn_length <= 15 ? req->u.cpuid.insn_length : 2;
     rsp->flags |= VM_EVENT_FLAG_SET_REGISTERS;
     return PTMON_XEN_EV_CPUID;
@@ -299,12 +314,9 @@ int xen_event_handle(ptmon_xen *x, const vm_event_request_t *req, vm_event_respo
 
     xen_event_answer_plain(req, rsp);
     if (req->version != VM_EVENT_INTERFACE_VERSION || req->vcpu_id >= x->nvcpus)
-        return PTMON_XEN_EV_OTHER;        /* malformed: unpause and re-execute */
-    reprotect(x, req->vcpu_id);           /* its instruction has run since */
-    if (x->reread[req->vcpu_id].active) { /* Xen emulated this vCPU's last write by now */
-        x->reread[req->vcpu_id].active = 0;
-        post_reread(x, req->vcpu_id, x->reread[req->vcpu_id].gpa, x->reread[req->vcpu_id].size);
-    }
+        return PTMON_XEN_EV_OTHER; /* malformed: unpause and re-execute */
+    reprotect(x, req->vcpu_id);    /* its instruction has run since */
+    reread_emulated(x, req->vcpu_id);
     if (req->reason != VM_EVENT_REASON_EMUL_UNIMPLEMENTED)
         x->reread[req->vcpu_id].emul_valid = 0; /* only the event right after counts */
     x->cur = req;

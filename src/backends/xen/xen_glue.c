@@ -2,8 +2,12 @@
  * The ptmon_glue of the Xen backend. Owns: guest reads through the mapping cache, frame rights
  * (Xen access types, the queue of changes applied in one batched call, the original type of
  * every frame we restricted), emulate_write, vCPU registers.
- * Rights changes are queued and applied by xen_rights_flush: at the glue's flush (end of a ptmon
- * call) and before responses are pushed (end of a ring batch), as the glue contract allows.
+ * Rights changes are queued and applied by xen_rights_flush: a restriction at once (the engine
+ * reads the frame right after protecting it: another vCPU's write in between must fault), a
+ * relaxation at the glue's flush (end of a ptmon call) or before responses are pushed (end of a
+ * ring batch). A change Xen refuses for a passing reason (ENOMEM from the HAP pool, EBUSY)
+ * stays queued and is tried again at the next flush; one it refuses for good (not RAM) is
+ * dropped and reported.
  * May call: xen_map.c, xen_store.c, xen_event_perform_pending, the xen ops.
  */
 #include <errno.h>
@@ -52,6 +56,13 @@ static void tell_frame(ptmon_xen *x, uint64_t gfn, int restricted, uint8_t was)
         x->frame_fn(x->frame_ctx, gfn, restricted, xa_name(was));
 }
 
+/* @return 1 if going from access @p from to @p to removes a right (the engine then reads the
+ * frame and counts on every later write faulting, on every vCPU). */
+static int takes_rights_away(uint8_t from, uint8_t to)
+{
+    return (rights_of(from) & ~rights_of(to)) != 0;
+}
+
 static int errno_to_ptmon(int rc)
 {
     return rc == -ESRCH || rc == -EINVAL || rc == -ENOENT ? PTMON_ERANGE : PTMON_EIO;
@@ -59,13 +70,8 @@ static int errno_to_ptmon(int rc)
 
 /* ---- the rights queue ------------------------------------------------------------------- */
 
-static int queue(ptmon_xen *x, uint64_t gfn, uint8_t xa)
+static int queue_append(ptmon_xen *x, uint64_t gfn, uint8_t xa)
 {
-    for (size_t i = 0; i < x->q_n; i++)
-        if (x->q_gfn[i] == gfn) { /* last writer wins */
-            x->q_acc[i] = xa;
-            return 0;
-        }
     if (x->q_n == x->q_cap) {
         size_t cap = x->q_cap ? 2 * x->q_cap : 64;
         uint64_t *g = realloc(x->q_gfn, cap * sizeof(*g));
@@ -82,6 +88,22 @@ static int queue(ptmon_xen *x, uint64_t gfn, uint8_t xa)
     x->q_gfn[x->q_n] = gfn;
     x->q_acc[x->q_n++] = xa;
     return 0;
+}
+
+static int queue(ptmon_xen *x, uint64_t gfn, uint8_t xa)
+{
+    for (size_t i = 0; i < x->q_n; i++)
+        if (x->q_gfn[i] == gfn) { /* last writer wins */
+            x->q_acc[i] = xa;
+            return 0;
+        }
+    return queue_append(x, gfn, xa);
+}
+
+/* Xen refuses these for good: the gfn is no RAM (or not an access it takes). */
+static int refused_for_good(int rc)
+{
+    return rc == -EINVAL || rc == -ESRCH || rc == -ENOENT;
 }
 
 int xen_rights_flush(ptmon_xen *x)
@@ -104,20 +126,30 @@ int xen_rights_flush(ptmon_xen *x)
     }
     x->stats.protect_calls++;
     rc = x->ops.set_mem_access_multi(x->ops.h, x->q_acc, x->q_gfn, (uint32_t)x->q_n);
-    if (rc < 0) /* one bad gfn must not sink the rest: one at a time */
-        for (size_t i = 0; i < x->q_n; i++) {
-            x->stats.protect_calls++;
-            rc = x->ops.set_mem_access_multi(x->ops.h, &x->q_acc[i], &x->q_gfn[i], 1);
-            if (rc < 0 && !first)
-                first = errno_to_ptmon(rc);
+    if (rc == 0) {
+        x->q_n = 0;
+        return 0;
+    }
+    /* One bad gfn must not sink the rest: one at a time, keeping what may work next time. */
+    size_t keep = 0;
+    for (size_t i = 0; i < x->q_n; i++) {
+        x->stats.protect_calls++;
+        rc = x->ops.set_mem_access_multi(x->ops.h, &x->q_acc[i], &x->q_gfn[i], 1);
+        if (rc < 0 && !first)
+            first = errno_to_ptmon(rc);
+        if (rc < 0 && !refused_for_good(rc)) {
+            x->q_gfn[keep] = x->q_gfn[i];
+            x->q_acc[keep++] = x->q_acc[i];
         }
-    x->q_n = 0;
+    }
+    x->q_n = keep;
     return first;
 }
 
+/* (the pinned frames are distinct: appended, not searched, so that restoring n is O(n)) */
 static void restore_one(void *ctx, struct xen_mapping *e)
 {
-    (void)queue(ctx, e->gfn, e->orig_access);
+    (void)queue_append(ctx, e->gfn, e->orig_access);
 }
 
 int xen_rights_restore_all(ptmon_xen *x)
@@ -127,6 +159,9 @@ int xen_rights_restore_all(ptmon_xen *x)
     x->q_n = 0;
     xen_map_each_pinned(&x->map, restore_one, x);
     rc = xen_rights_flush(x);
+    /* Last chance before the ring goes: Xen's HAP pool may have room again. */
+    for (int tries = 0; tries < 3 && x->q_n; tries++)
+        rc = xen_rights_flush(x);
     x->stats.protected_frames = 0;
     return rc;
 }
@@ -151,6 +186,15 @@ int xen_rights_reapply(ptmon_xen *x, uint64_t gfn)
 int xen_rights_is_restricted(const ptmon_xen *x, uint64_t gfn)
 {
     return xen_map_is_pinned(&x->map, gfn);
+}
+
+void xen_rights_repair_stale(ptmon_xen *x, uint64_t gfn)
+{
+    for (size_t i = 0; i < x->q_n; i++)
+        if (x->q_gfn[i] == gfn)
+            return; /* our own change of it is on its way: it is what stands */
+    if (queue_append(x, gfn, XENMEM_access_rwx) == 0)
+        x->stats.stale_frames++;
 }
 
 /* ---- glue callbacks --------------------------------------------------------------------- */
@@ -192,6 +236,13 @@ static int g_get_access(void *b, uint64_t gfn, uint32_t *access)
         rc = x->ops.get_mem_access(x->ops.h, gfn, &xa);
         if (rc < 0)
             return errno_to_ptmon(rc);
+        /* Write-protected, and not by us: left by a monitor that died (Xen keeps p2m access
+         * when the ring goes, and only one monitor can hold a domain). Its original is Xen's
+         * default: what ptmon saves and, in the end, restores. */
+        if (!(rights_of(xa) & PTMON_ACCESS_W)) {
+            xa = XENMEM_access_rwx;
+            x->stats.stale_frames++;
+        }
     }
     x->last_get_gfn = gfn;
     x->last_get_xa = xa;
@@ -221,8 +272,14 @@ static int g_set_access(void *b, uint64_t gfn, uint32_t access)
             if (rc < 0)
                 return errno_to_ptmon(rc);
         }
-        if (xa == orig)
-            return 0;
+        if (xa == orig) {
+            if (!takes_rights_away(XENMEM_access_rwx, xa))
+                return 0;
+            /* Restricted already, and not by us (see g_get_access): track it like any frame,
+             * and give it Xen's default back when it is released. */
+            orig = XENMEM_access_rwx;
+            x->stats.stale_frames++;
+        }
         rc = queue(x, gfn, xa);
         if (rc < 0)
             return rc;
@@ -236,18 +293,21 @@ static int g_set_access(void *b, uint64_t gfn, uint32_t access)
         x->last_get_xa = -1;
         x->stats.protected_frames++;
         tell_frame(x, gfn, 1, orig);
-        return 0;
+        return takes_rights_away(orig, xa) ? xen_rights_flush(x) : 0;
     }
     rc = queue(x, gfn, xa);
     if (rc < 0)
         return rc;
-    e->cur_access = xa;
-    if (xa == e->orig_access) { /* back to where it was: no longer ours */
-        xen_map_unpin(&x->map, gfn);
-        x->stats.protected_frames--;
-        tell_frame(x, gfn, 0, xa);
+    {
+        uint8_t before = e->cur_access;
+        e->cur_access = xa;
+        if (xa == e->orig_access) { /* back to where it was: no longer ours */
+            xen_map_unpin(&x->map, gfn);
+            x->stats.protected_frames--;
+            tell_frame(x, gfn, 0, xa);
+        }
+        return takes_rights_away(before, xa) ? xen_rights_flush(x) : 0;
     }
-    return 0;
 }
 
 static int g_set_access_batch(void *b, const uint64_t *gfns, const uint32_t *access, size_t n,

@@ -273,6 +273,10 @@ void xen_glue_fill(ptmon_xen *x);
 int xen_rights_flush(ptmon_xen *x);
 int xen_rights_restore_all(ptmon_xen *x);
 int xen_rights_is_restricted(const ptmon_xen *x, uint64_t gfn);
+/** A write fault on @p gfn, which we do not restrict: unless a change of ours is queued for it,
+ *  its restriction was left by a dead monitor: give it Xen's default access (at the flush
+ *  before the push). */
+void xen_rights_repair_stale(ptmon_xen *x, uint64_t gfn);
 int xen_read_gpa(ptmon_xen *x, uint64_t gpa, void *buf, size_t len);
 
 /* xen_event.c */
@@ -297,6 +301,11 @@ int xen_ioreq_drain(ptmon_xen *x, int use_engine);
 
 /* xen_ring.c */
 int xen_ring_drain(ptmon_xen *x, int use_engine);
+/** Publish the responses written so far and notify Xen (even if there are none new). */
+void xen_ring_push(ptmon_xen *x);
+/** Answer the request being handled (x->cur) without the engine: re-execute it, or resume after
+ *  it if its store was already made. For the emergency detach. */
+void xen_ring_answer_current(ptmon_xen *x);
 uint64_t xen_now_ns(void);
 /** Count an answered request of @p kind that took @p ns, and tell the event observer. */
 void xen_account_event(ptmon_xen *x, int kind, uint32_t vcpu, uint64_t gfn, uint64_t ns);

@@ -2,7 +2,8 @@
  * The vm_event ring, back end side. Owns: draining requests (copy out of the slot before any
  * response is written, as requests and responses share slots), writing responses, applying the
  * batched rights changes BEFORE the responses are pushed (a re-executed instruction must see
- * them), one notification per batch, the per-event latency histogram.
+ * them), one notification per batch, the per-event latency histogram, and the answer to the
+ * request in progress when an emergency detach cuts its handling short.
  * May call: xen_event.c, xen_glue.c (rights flush), the xen ops (notify).
  */
 #include <string.h>
@@ -55,6 +56,8 @@ int xen_ring_drain(ptmon_xen *x, int use_engine)
             xen_event_answer_plain(&req, &rsp);
             kind = PTMON_XEN_EV_OTHER;
         }
+        if (!x->ring_up) /* an emergency detach ran meanwhile and answered this request */
+            return n;
         memcpy(RING_GET_RESPONSE(br, br->rsp_prod_pvt), &rsp, sizeof(rsp));
         br->rsp_prod_pvt++;
         xen_account_event(x, kind, req.vcpu_id,
@@ -64,9 +67,32 @@ int xen_ring_drain(ptmon_xen *x, int use_engine)
     }
     if (n) {
         (void)xen_rights_flush(x); /* before the push: the answered vCPUs must see them */
-        RING_PUSH_RESPONSES(br);
-        (void)x->ops.evtchn_notify(x->ops.h, x->local_port);
-        x->stats.batches++;
+        xen_ring_push(x);
     }
     return n;
+}
+
+void xen_ring_push(ptmon_xen *x)
+{
+    RING_PUSH_RESPONSES(&x->back);
+    (void)x->ops.evtchn_notify(x->ops.h, x->local_port);
+    x->stats.batches++;
+}
+
+void xen_ring_answer_current(ptmon_xen *x)
+{
+    const vm_event_request_t *req = x->cur;
+    vm_event_response_t rsp;
+
+    if (!req || !x->ring_up)
+        return;
+    xen_event_answer_plain(req, &rsp);
+    if (x->pend.active && x->pend.stored) {
+        /* we made its store already: it must not run again, it resumes after it */
+        rsp.data.regs.x86 = x->pend.cpu.r;
+        rsp.flags |= VM_EVENT_FLAG_SET_REGISTERS;
+    }
+    memcpy(RING_GET_RESPONSE(&x->back, x->back.rsp_prod_pvt), &rsp, sizeof(rsp));
+    x->back.rsp_prod_pvt++;
+    x->cur = NULL;
 }
