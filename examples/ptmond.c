@@ -224,7 +224,8 @@ static int is_denied_va(const struct opts *o, uint64_t va)
  * is not writable. */
 static int decide(const struct opts *o, const ptmon_change *c)
 {
-    if (c->reverted || !is_denied_va(o, c->va))
+    /* (a change found at a commit, vCPU none, has happened: ptmon would ignore a veto) */
+    if (c->reverted || c->vcpu == PTMON_VCPU_NONE || !is_denied_va(o, c->va))
         return PTMON_ACTION_ALLOW;
     if (c->before.status == PTMON_WALK_OK && (c->before.rights & PTMON_RIGHT_W))
         return PTMON_ACTION_DENY;

@@ -285,6 +285,30 @@ static void a_tampered_trace_is_noticed(void **state)
     free(s.p);
 }
 
+/* The replay cannot place a watch the recording placed (here: its VA made non-canonical): one
+ * divergence, and the rest of the trace is still replayed. */
+static void a_watch_the_replay_cannot_place_is_one_divergence(void **state)
+{
+    struct sink s = {0};
+    struct guest *g = recorded_guest(*state, &s);
+    ptmon_fake_replay_result res;
+    size_t off, plen;
+
+    session(g);
+    ptmon_destroy(g->pm);
+    g->pm = NULL;
+    off = find_record(&s, PTMON_TRACE_WATCH, &plen);
+    assert_true(off != 0 && plen == 28);
+    s.p[off + 16 + 6] = 0x80; /* va bit 55: not canonical in 4-level paging */
+    assert_int_equal(ptmon_fake_replay(s.p, s.n, NULL, &res), 0);
+    assert_int_equal(res.complete, 1);
+    assert_true(res.divergences > 0);
+    assert_non_null(strstr(res.first_divergence, "ptmon_watch"));
+    assert_true(res.calls > 10);
+    guest_done(g);
+    free(s.p);
+}
+
 /* Every prefix of a trace and a few thousand corrupted copies: replayed or refused, never a
  * crash or a leak (the ASan build runs this too). */
 static void malformed_traces_are_refused_not_trusted(void **state)
@@ -414,6 +438,7 @@ int main(void)
         ON(bits_the_cpu_set_behind_ptmon_reach_the_replay, prepae),
         ON(a_tampered_trace_is_noticed, pre4),
         ON(malformed_traces_are_refused_not_trusted, pre4),
+        ON(a_watch_the_replay_cannot_place_is_one_divergence, pre4),
         ON(a_failing_sink_stops_the_recording_not_the_instance, pre4),
         ON(frame_hooks_make_a_trace_unreplayable, pre4),
         ON(recording_changes_nothing_the_agent_sees, pre4),

@@ -31,6 +31,7 @@ extern "C" {
 /** The format version this library writes and reads. */
 #define PTMON_TRACE_FORMAT 1
 
+/** The version of struct ptmon_trace_sink this header defines (its `version` member). */
 #define PTMON_TRACE_SINK_VERSION 1
 
 /** Where a recording goes: ptmon calls write() with whole records, in order. */

@@ -2,7 +2,8 @@
  * inspect.c — ptmon looking at itself: the integrity check, statistics and dumps.
  *
  * Owns: nothing lasting (check builds a temporary map and frees it). Reads every layer's
- * structures; calls walk.c and the glue (reads and get_access only, never a change).
+ * structures; calls walk.c, the glue (reads and get_access only, never a change) and the
+ * recorder (a check is a recorded call).
  */
 #include "core/trace.h"
 #include "core/walk.h"

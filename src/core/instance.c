@@ -2,7 +2,8 @@
  * instance.c — the ptmon instance: creation (glue import, configuration, paging mode),
  * destruction, and the public page-walk entry point.
  *
- * Owns: struct ptmon's lifetime. Calls glue.c, paging.c and walk.c.
+ * Owns: struct ptmon's lifetime. Calls glue.c, paging.c, walk.c, the watch, entry, table and
+ * frame layers (to tear them down) and the recorder (trace_write.c).
  */
 #include "core/entry.h"
 #include "core/frame.h"

@@ -114,7 +114,7 @@ static int parse_payload(struct cur *c, ptmon_trace_record *r)
     case PTMON_TRACE_FRAME:
         r->u.frame.gfn = get_u64(c);
         r->u.frame.bytes = take(c, FRAME_SIZE);
-        return r->u.frame.gfn >> 52 ? -1 : 0;
+        return r->u.frame.gfn >> 40 ? -1 : 0; /* a frame of a 52-bit physical space */
     case PTMON_TRACE_MEM:
         r->u.mem.gpa = get_u64(c);
         r->u.mem.len = get_u32(c);

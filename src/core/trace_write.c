@@ -15,7 +15,6 @@
 
 #define FRAME_SIZE 4096u
 #define NOTE_MAX   4095u
-#define FLUSH_AT   (1u << 20) /* bytes of facts kept before the sink sees them outside calls */
 
 struct buf {
     uint8_t *p;
@@ -117,14 +116,6 @@ static void sink_flush(struct trace *t)
 
 /* ---- facts --------------------------------------------------------------------------------- */
 
-/* Facts made outside every call (a ptmon_translate's reads) wait for the next call's flush,
- * unless they pile up. */
-static void facts_written(struct trace *t)
-{
-    if (!t->depth && t->out.n > FLUSH_AT)
-        sink_flush(t);
-}
-
 /* Only what the engine does inside a public call can matter to a replay: a read outside one
  * (ptmon_translate, from a backend between events) changes nothing ptmon keeps. */
 static int facts_wanted(const struct trace *t)
@@ -137,7 +128,6 @@ static void fact_frame(struct trace *t, uint64_t gfn, const uint8_t *bytes)
     if (rec_open(t, &t->out, PTMON_TRACE_FRAME, 0, 8 + FRAME_SIZE) == 0) {
         put_u64(&t->out, gfn);
         put_bytes(&t->out, bytes, FRAME_SIZE);
-        facts_written(t);
     }
 }
 
@@ -147,7 +137,6 @@ static void fact_mem(struct trace *t, uint64_t gpa, const void *bytes, size_t le
         put_u64(&t->out, gpa);
         put_u32(&t->out, (uint32_t)len);
         put_bytes(&t->out, bytes, len);
-        facts_written(t);
     }
 }
 
@@ -158,7 +147,6 @@ static void fact_fail(struct trace *t, enum ptmon_trace_op op, int rc, uint64_t 
         put_u32(&t->out, (uint32_t)rc);
         put_u64(&t->out, addr);
         put_u32(&t->out, (uint32_t)len);
-        facts_written(t);
     }
 }
 
@@ -471,9 +459,11 @@ static void call_done(struct trace *t)
     sink_flush(t);
 }
 
+/* The bytes of an event are kept when the reader will take them: an event ptmon accepts, in
+ * a 52-bit physical space (others are recorded without their bytes). */
 static int event_bytes_valid(const ptmon_mem_event *ev)
 {
-    return ev->bytes && ev->size && ev->size <= FRAME_SIZE - (ev->gpa & 0xfff);
+    return ev->bytes && ev->size && ev->size <= FRAME_SIZE - (ev->gpa & 0xfff) && !(ev->gpa >> 52);
 }
 
 void trace_event_begin(struct trace *t, const ptmon_mem_event *ev)

@@ -180,6 +180,7 @@ def read_guest(lines):
             g["deny"] = " ".join(f[1:])
         elif f[0] == "WLLOAD":
             g["load"] = (int(f[1]), int(f[2]), int(f[3]), int(f[4]) if len(f) > 4 else 1)
+            g["load_planned"] = int(f[5]) if len(f) > 5 else int(f[1])
         elif f[0] == "WLTHREAD":
             g.setdefault("threads", []).append((int(f[1]), int(f[2])))
         elif f[0] in ("WLNOTE", "DOMU"):
@@ -197,7 +198,7 @@ def check_lines(plines):
             try:
                 out.append((i, json.loads(l)))
             except ValueError:
-                pass
+                pass  # a cut line: the step then has no report, which fails it
     return out
 
 
@@ -229,11 +230,18 @@ def replay_trace(files, outdir, replay, plines):
     t0 = time.time()
     p = subprocess.run([replay, "--json", "-"], input=raw, capture_output=True)
     secs = time.time() - t0
-    mine = [json.loads(l) for l in p.stdout.decode().splitlines() if l.startswith("{") and '"va"' in l]
-    theirs = []
-    for l in plines:
-        if l.startswith("{") and '"va"' in l:
-            theirs.append(json.loads(l))
+    def load(lines):
+        out = []
+        for l in lines:
+            if l.startswith("{") and '"va"' in l:
+                try:
+                    out.append(json.loads(l))
+                except ValueError:
+                    out.append({"unparsable": l[:80]})
+        return out
+
+    mine = load(p.stdout.decode().splitlines())
+    theirs = load(plines)
     for o in mine + theirs:
         o.pop("time", None)
     same = sum(1 for a, b in zip(mine, theirs) if a == b)
@@ -414,6 +422,8 @@ def main():
             if short:
                 fails.append("load: %d of %d pages not seen mapped and unmapped %d times (first: %s)"
                              % (len(short), len(lvas), iters, short[0]))
+            if iters != g["load_planned"]:
+                fails.append("load: the guest completed %d of its %d iterations" % (iters, g["load_planned"]))
             total_missed += len(short)
             load_info = (iters, pages, us, len(lvas) - len(short), len(lvas), rep[-1] if rep else None, nthreads)
         table.append((str(s), name, gsum, rsum, psum, len(bad), len(inv), chk))

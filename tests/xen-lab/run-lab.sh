@@ -222,7 +222,11 @@ phase "emulator finished rc=$rc"
 grep -E 'DOM0LAB .*PHASE|DOM0LAB .*FAIL' "$OUT/serial.log" | tee -a "$OUT/phases.txt" || true
 
 REPLAY=${XEN_LAB_BUILD:-$REPO/build-xen-lab/cmake}/examples/ptmon-replay
+if [ $WATCHER = ptmond ] && [ ! -x "$REPLAY" ]; then
+    phase "FAIL: no ptmon-replay at $REPLAY: the trace cannot be checked"
+    exit 1
+fi
 python3 "$HERE/check.py" --serial "$OUT/serial.log" --out "$OUT" --vcpus "$VCPUS" \
-    $([ -x "$REPLAY" ] && [ $WATCHER = ptmond ] && echo --replay "$REPLAY") && ok=1 || ok=0
+    $([ $WATCHER = ptmond ] && echo --replay "$REPLAY") && ok=1 || ok=0
 phase "check $([ $ok = 1 ] && echo PASSED || echo FAILED); results in $OUT/result.md"
 [ $ok = 1 ] && [ $rc = 0 ]

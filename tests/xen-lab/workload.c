@@ -18,9 +18,10 @@
  *   WLP <n> <va> <pfn|-> <rw|r-|--> <flags>   flags: s (swapped), z (zero page), . (none)
  *   WLNOTE <text>
  *   WLDENY <write ok|write faulted>     step 14: did the write after the vetoed mprotect land?
- *   WLLOAD <iterations> <pages> <microseconds> <threads>   step 15: the load loop, timed by the
- *                                        guest; one thread per online vCPU, each pinned to its
- *                                        vCPU and working on its own part of L
+ *   WLLOAD <done> <pages> <microseconds> <threads> <planned>   step 15: the load loop, timed
+ *                                        by the guest; one thread per online vCPU, each pinned
+ *                                        to its vCPU and working on its own part of L; done:
+ *                                        the iterations every thread completed, of planned
  *   WLTHREAD <index> <vcpu>              where each load thread ran
  *
  * SPDX-License-Identifier: Apache-2.0
@@ -285,7 +286,7 @@ static uint64_t now_us(void)
 
 /* One load thread: its part of L, mapped, touched and unmapped L_ITERS times, on its vCPU. */
 struct load_part {
-    int index, vcpu_seen;
+    int index, vcpu_seen, done; /* done: iterations completed */
     uintptr_t base;
     size_t pages;
 };
@@ -304,14 +305,15 @@ static void *load_thread(void *arg)
             break;
         touch_write(p->base, p->pages);
         munmap(m, p->pages * PG);
+        p->done++;
     }
     p->vcpu_seen = sched_getcpu();
     return NULL;
 }
 
 /* The load loop with one thread per online vCPU (at most 2), each on its own part of L.
- * @return the number of threads. */
-static int load(void)
+ * @return the number of threads; *done: the fewest iterations a thread completed. */
+static int load(int *done)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int n = cpus >= 2 ? 2 : 1;
@@ -320,6 +322,7 @@ static int load(void)
     for (int i = 0; i < n; i++) {
         parts[i].index = i;
         parts[i].vcpu_seen = -1;
+        parts[i].done = 0;
         parts[i].pages = L_PAGES / (size_t)n;
         parts[i].base = L_BASE + (uintptr_t)i * parts[i].pages * PG;
         if (pthread_create(&t[i], NULL, load_thread, &parts[i]) != 0) {
@@ -332,6 +335,10 @@ static int load(void)
             pthread_join(t[i], NULL);
         printf("WLTHREAD %d %d\n", i, parts[i].vcpu_seen);
     }
+    *done = L_ITERS;
+    for (int i = 0; i < n; i++)
+        if (parts[i].done < *done)
+            *done = parts[i].done;
     return n;
 }
 
@@ -512,9 +519,9 @@ int main(void)
     op(s, L_BASE, L_PAGES);
     {
         uint64_t t0 = now_us();
-        int threads = load();
-        printf("WLLOAD %d %d %llu %d\n", L_ITERS, L_PAGES, (unsigned long long)(now_us() - t0),
-               threads);
+        int done, threads = load(&done);
+        printf("WLLOAD %d %d %llu %d %d\n", done, L_PAGES, (unsigned long long)(now_us() - t0),
+               threads, L_ITERS);
     }
     report(s, "END");
 

@@ -1064,6 +1064,30 @@ static void test_emergency_detach_answers_the_request_in_progress(void **state)
     f->in_callback = NULL;
 }
 
+/* The crash comes while the engine re-reads what Xen emulated, before the request that brought
+ * it is even looked at: that request gets its answer too. */
+static void test_emergency_detach_answers_a_request_not_yet_handled(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t add[] = {0x48, 0x01, 0x07}; /* add [rdi], rax: Xen emulates it */
+    vm_event_response_t rsp;
+
+    f->regs.rax = 0x1000;
+    rsp = run(f, add, sizeof(add), PTE_OFF);
+    assert_true(rsp.flags & VM_EVENT_FLAG_EMULATE);
+    fake_hv_set64(f->hv, f->pt_gpa + PTE_OFF, pte(f) + 0x1000); /* what Xen wrote */
+    f->in_callback = crash_now; /* in the callback the re-read makes */
+    post_irrelevant(f, 1);
+    (void)ptmon_xen_poll(f->x, 0);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 1);
+    assert_int_equal(rsp.vcpu_id, 1);
+    assert_true(rsp.flags & VM_EVENT_FLAG_VCPU_PAUSED);
+    assert_int_equal(fake_hv_take(f->hv, &rsp), 0);
+    assert_int_equal(f->hv->monitor_on, 0);
+    f->in_callback = NULL;
+}
+
 static void test_emergency_detach(void **state)
 {
     struct fx *f = *state;
@@ -1165,6 +1189,35 @@ static void test_failed_flush_keeps_what_failed(void **state)
     still_rx = (f->hv->access[pd2] == XENMEM_access_rx) + (f->hv->access[pt2] == XENMEM_access_rx);
     assert_int_equal(still_rx, 1);
     assert_int_equal(ptmon_xen_poll(f->x, 0), 0); /* a quiet poll flushes what is queued */
+    assert_int_equal(f->hv->access[pd2], XENMEM_access_rwx);
+    assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);
+    assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
+}
+
+/* Xen refuses a restriction (ENOMEM from the HAP pool): set_access fails and the frame stays as
+ * it was, in Xen and in the backend; nothing applies it behind the engine's back later, and a
+ * later watch through it protects and releases it normally. */
+static void test_failed_restriction_leaves_the_frame_as_it_was(void **state)
+{
+    struct fx *f = *state;
+    struct ptmon_watch *w2;
+    uint64_t va2 = 0x40000000ull, pd2, pt2;
+    ptmon_stats st;
+
+    fake_hv_map(f->hv, f->cr3, va2, f->frame_b);
+    pd2 = fake_hv_pte_gpa(f->hv, f->cr3, va2, 2) >> 12;
+    pt2 = fake_hv_pte_gpa(f->hv, f->cr3, va2, 1) >> 12;
+    f->hv->set_access_fail = 2;
+    assert_true(ptmon_watch(f->pm, f->cr3, va2, 0, on_change, f, &w2) < 0);
+    assert_int_equal(ptmon_xen_poll(f->x, 0), 0); /* flushes whatever is queued */
+    f->hv->set_access_fail = 0;                   /* the pool has room again */
+    assert_int_equal(f->hv->access[pd2], XENMEM_access_rwx);
+    assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);
+    assert_int_equal(ptmon_get_stats(f->pm, &st), 0);
+    assert_int_equal(st.frames, 4); /* the fixture watch's four tables, no more */
+    assert_int_equal(ptmon_watch(f->pm, f->cr3, va2, 0, on_change, f, &w2), 0);
+    assert_int_equal(f->hv->access[pd2], XENMEM_access_rx);
+    assert_int_equal(ptmon_unwatch(w2), 0);
     assert_int_equal(f->hv->access[pd2], XENMEM_access_rwx);
     assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);
     assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
@@ -1348,10 +1401,12 @@ int main(void)
         T(test_sigterm_mid_event),
         T(test_emergency_detach),
         T(test_emergency_detach_answers_the_request_in_progress),
+        T(test_emergency_detach_answers_a_request_not_yet_handled),
         T(test_flush_failure_falls_back),
         T(test_protection_is_in_force_before_the_engine_reads),
         T(test_failed_flush_keeps_what_failed),
         T(test_frames_left_restricted_by_a_dead_monitor),
+        T(test_failed_restriction_leaves_the_frame_as_it_was),
         T(test_emulated_write_is_reread_promptly),
         T(test_mapping_cache),
     };

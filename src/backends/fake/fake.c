@@ -3,12 +3,28 @@
  *
  * Owns: creation and configuration checks, guest RAM and its hypervisor-side access (peek/poke),
  * the frame allocator, per-frame EPT rights, per-vCPU CR3 and the handler registration.
- * Calls: the C library, fake_glue_init (fake_glue.c). Never raises events.
+ * Calls: the C library, mmap, fake_glue_init (fake_glue.c). Never raises events.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include "fake_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+/* Guest RAM: zero pages mapped on first touch and no swap reserved, so a large guest (a replay
+ * of a host with tens of GiB) costs only the frames it touches, and asking for it cannot fail
+ * for want of memory that will never be used. */
+static uint8_t *ram_alloc(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
 
 #define BITS_PER_WORD 64u
 
@@ -46,7 +62,8 @@ static int check_config(const ptmon_fake_config *config)
 
 static void free_resources(ptmon_fake *fake)
 {
-    free(fake->ram);
+    if (fake->ram)
+        munmap(fake->ram, (size_t)fake->config.ram_size);
     free(fake->rights_xor);
     free(fake->frame_used);
     free(fake);
@@ -75,8 +92,7 @@ int ptmon_fake_create(const ptmon_fake_config *config, ptmon_fake **out)
     fake->delivery = config->delivery;
     fake->alloc_hint = 1;
 
-    /* calloc maps lazily: a large guest costs only the frames it touches. */
-    fake->ram = calloc(1, (size_t)config->ram_size);
+    fake->ram = ram_alloc((size_t)config->ram_size);
     fake->rights_xor = calloc((size_t)fake->nr_frames, sizeof(*fake->rights_xor));
     fake->frame_used =
         calloc((size_t)((fake->nr_frames + BITS_PER_WORD - 1) / BITS_PER_WORD), sizeof(uint64_t));

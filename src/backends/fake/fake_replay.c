@@ -23,7 +23,8 @@
 struct slot {
     struct replay *r;
     uint32_t id;
-    struct ptmon_watch *w; /* NULL once unwatched */
+    struct ptmon_watch *w; /* NULL once unwatched, or when the replay could not place it */
+    int replay_failed;
 };
 
 struct replay {
@@ -289,8 +290,12 @@ static int replay_watch(struct replay *r, const ptmon_trace_record *rec)
     struct ptmon_watch *w = NULL;
     int rc;
 
-    if (rec->u.watch.rc == 0 && rec->u.watch.id != r->nslots)
-        return PTMON_EINVAL; /* ids are given in order: this trace is not ptmon's */
+    if (rec->u.watch.rc == 0 && rec->u.watch.id != r->nslots) {
+        snprintf(r->res->first_divergence, sizeof(r->res->first_divergence),
+                 "watch id %u where %zu was due: not a trace ptmon wrote", rec->u.watch.id,
+                 r->nslots);
+        return PTMON_EINVAL; /* ids are given in order */
+    }
     if (grow((void **)&r->slots, &r->capslots, r->nslots + 1, sizeof(*r->slots)) < 0 ||
         !(s = calloc(1, sizeof(*s))))
         return PTMON_ENOMEM;
@@ -301,8 +306,9 @@ static int replay_watch(struct replay *r, const ptmon_trace_record *rec)
     if (rc != rec->u.watch.rc)
         diverge(r, "ptmon_watch(0x%llx) returned %d, recorded %d",
                 (unsigned long long)rec->u.watch.va, rc, rec->u.watch.rc);
-    if (rc == 0 && rec->u.watch.rc == 0) {
-        s->w = w;
+    if (rec->u.watch.rc == 0) { /* the id is the recording's, whatever the replay got */
+        s->w = rc == 0 ? w : NULL;
+        s->replay_failed = rc != 0; /* (already a divergence: not reported again) */
         r->slots[r->nslots++] = s;
         return 0;
     }
@@ -318,7 +324,7 @@ static void replay_unwatch(struct replay *r, const ptmon_trace_record *rec)
     int rc;
 
     if (id >= r->nslots || !r->slots[id]->w) {
-        if (rec->u.unwatch.rc == 0)
+        if (rec->u.unwatch.rc == 0 && !(id < r->nslots && r->slots[id]->replay_failed))
             diverge(r, "ptmon_unwatch of watch %u, which the replay does not have", id);
         return;
     }
@@ -585,8 +591,11 @@ int ptmon_fake_replay(const void *trace, size_t len, const ptmon_fake_replay_obs
         r.obs = *obs;
     r.res = res;
     rc = survey(&r, &header, &ram);
-    if (rc == 0)
-        rc = setup(&r, &header, ram);
+    if (rc == 0 && (rc = setup(&r, &header, ram)) < 0)
+        snprintf(res->first_divergence, sizeof(res->first_divergence),
+                 "cannot set the replay up (%s): paging mode %u, %llu MiB of RAM",
+                 ptmon_strerror(rc), (unsigned)header.u.header.paging.mode,
+                 (unsigned long long)(ram >> 20));
     if (rc == 0)
         rc = run(&r);
     teardown(&r);

@@ -90,6 +90,18 @@ static int queue_append(ptmon_xen *x, uint64_t gfn, uint8_t xa)
     return 0;
 }
 
+/* Forget a queued change of @p gfn (a newer one was applied). */
+static void queue_drop(ptmon_xen *x, uint64_t gfn)
+{
+    for (size_t i = 0; i < x->q_n; i++)
+        if (x->q_gfn[i] == gfn) {
+            x->q_n--;
+            x->q_gfn[i] = x->q_gfn[x->q_n];
+            x->q_acc[i] = x->q_acc[x->q_n];
+            return; /* (queue() keeps one entry per gfn) */
+        }
+}
+
 static int queue(ptmon_xen *x, uint64_t gfn, uint8_t xa)
 {
     for (size_t i = 0; i < x->q_n; i++)
@@ -174,12 +186,16 @@ int xen_rights_relax_once(ptmon_xen *x, uint64_t gfn)
     return queue(x, gfn, e->orig_access);
 }
 
+static int apply_now(ptmon_xen *x, uint64_t gfn, uint8_t xa);
+
 int xen_rights_reapply(ptmon_xen *x, uint64_t gfn)
 {
     struct xen_mapping *e = xen_map_find(&x->map, gfn);
     if (!e || !e->pinned)
         return 0; /* released meanwhile: the engine's restore is what stands */
-    (void)queue(x, gfn, e->cur_access);
+    /* in force before the engine re-reads the frame; else again at the next flush */
+    if (apply_now(x, gfn, e->cur_access) < 0)
+        (void)queue(x, gfn, e->cur_access);
     return 1;
 }
 
@@ -190,9 +206,14 @@ int xen_rights_is_restricted(const ptmon_xen *x, uint64_t gfn)
 
 void xen_rights_repair_stale(ptmon_xen *x, uint64_t gfn)
 {
+    uint8_t xa;
+
     for (size_t i = 0; i < x->q_n; i++)
         if (x->q_gfn[i] == gfn)
             return; /* our own change of it is on its way: it is what stands */
+    /* (a write in flight while we gave the frame back finds it writable already) */
+    if (x->ops.get_mem_access(x->ops.h, gfn, &xa) < 0 || (rights_of(xa) & PTMON_ACCESS_W))
+        return;
     if (queue_append(x, gfn, XENMEM_access_rwx) == 0)
         x->stats.stale_frames++;
 }
@@ -250,64 +271,106 @@ static int g_get_access(void *b, uint64_t gfn, uint32_t *access)
     return 0;
 }
 
+/* The access a frame we do not hold has, to restore in the end: what get_access just read (a
+ * dead monitor's write protection already replaced by Xen's default there), or Xen's word. */
+static int original_access(ptmon_xen *x, uint64_t gfn, uint8_t *orig)
+{
+    int rc;
+
+    if (x->mechanism == PTMON_XEN_MECH_IOREQ)
+        *orig = XENMEM_access_rwx;
+    else if (x->last_get_xa >= 0 && x->last_get_gfn == gfn)
+        *orig = (uint8_t)x->last_get_xa;
+    else {
+        rc = x->ops.get_mem_access(x->ops.h, gfn, orig);
+        if (rc < 0)
+            return errno_to_ptmon(rc);
+        if (!(rights_of(*orig) & PTMON_ACCESS_W)) { /* as in g_get_access */
+            *orig = XENMEM_access_rwx;
+            x->stats.stale_frames++;
+        }
+    }
+    return 0;
+}
+
+/* A change that takes a right away, in Xen before we return, on its own: its result is its
+ * own, and an older change of the frame still queued must not land after it. */
+static int apply_now(ptmon_xen *x, uint64_t gfn, uint8_t xa)
+{
+    int rc;
+
+    x->stats.protect_calls++;
+    if (x->mechanism == PTMON_XEN_MECH_IOREQ)
+        rc = x->ops.set_mem_type(x->ops.h, gfn, !(xa & XENMEM_access_w));
+    else
+        rc = x->ops.set_mem_access_multi(x->ops.h, &xa, &gfn, 1);
+    if (rc < 0)
+        return errno_to_ptmon(rc);
+    queue_drop(x, gfn);
+    return 0;
+}
+
+/* Apply @p xa to a frame: at once if it takes a right away from @p from, else at the flush. */
+static int change_access(ptmon_xen *x, uint64_t gfn, uint8_t from, uint8_t xa)
+{
+    return takes_rights_away(from, xa) ? apply_now(x, gfn, xa) : queue(x, gfn, xa);
+}
+
+static int restrict_new(ptmon_xen *x, uint64_t gfn, uint8_t xa)
+{
+    struct xen_mapping *e;
+    uint8_t orig;
+    int rc = original_access(x, gfn, &orig);
+
+    if (rc < 0)
+        return rc;
+    if (xa == orig)
+        return 0; /* nothing to restrict */
+    e = xen_map_pin(&x->map, gfn);
+    if (!e)
+        return PTMON_ENOMEM;
+    rc = change_access(x, gfn, orig, xa);
+    if (rc < 0) { /* Xen has the frame as it was: so do we */
+        xen_map_unpin(&x->map, gfn);
+        return rc;
+    }
+    e->orig_access = orig;
+    e->cur_access = xa;
+    x->last_get_xa = -1;
+    x->stats.protected_frames++;
+    tell_frame(x, gfn, 1, orig);
+    return 0;
+}
+
+static int change_held(ptmon_xen *x, struct xen_mapping *e, uint8_t xa)
+{
+    int rc = change_access(x, e->gfn, e->cur_access, xa);
+
+    if (rc < 0)
+        return rc;
+    e->cur_access = xa;
+    if (xa == e->orig_access) { /* back to where it was: no longer ours */
+        uint64_t gfn = e->gfn;
+        xen_map_unpin(&x->map, gfn);
+        x->stats.protected_frames--;
+        tell_frame(x, gfn, 0, xa);
+    }
+    return 0;
+}
+
 static int g_set_access(void *b, uint64_t gfn, uint32_t access)
 {
     ptmon_xen *x = b;
-    uint8_t xa = xa_of(access), orig;
     struct xen_mapping *e = xen_map_find(&x->map, gfn);
-    int rc;
 
     if (!x->ring_up)
         return PTMON_EIO;
     if (x->mechanism == PTMON_XEN_MECH_IOREQ &&
         (access & (PTMON_ACCESS_R | PTMON_ACCESS_X)) != (PTMON_ACCESS_R | PTMON_ACCESS_X))
         return PTMON_ENOTSUP; /* the ioreq type only intercepts writes */
-    if (!(e && e->pinned)) {
-        if (x->mechanism == PTMON_XEN_MECH_IOREQ)
-            orig = XENMEM_access_rwx;
-        else if (x->last_get_xa >= 0 && x->last_get_gfn == gfn)
-            orig = (uint8_t)x->last_get_xa;
-        else {
-            rc = x->ops.get_mem_access(x->ops.h, gfn, &orig);
-            if (rc < 0)
-                return errno_to_ptmon(rc);
-        }
-        if (xa == orig) {
-            if (!takes_rights_away(XENMEM_access_rwx, xa))
-                return 0;
-            /* Restricted already, and not by us (see g_get_access): track it like any frame,
-             * and give it Xen's default back when it is released. */
-            orig = XENMEM_access_rwx;
-            x->stats.stale_frames++;
-        }
-        rc = queue(x, gfn, xa);
-        if (rc < 0)
-            return rc;
-        e = xen_map_pin(&x->map, gfn);
-        if (!e) {
-            x->q_n--;
-            return PTMON_ENOMEM;
-        }
-        e->orig_access = orig;
-        e->cur_access = xa;
-        x->last_get_xa = -1;
-        x->stats.protected_frames++;
-        tell_frame(x, gfn, 1, orig);
-        return takes_rights_away(orig, xa) ? xen_rights_flush(x) : 0;
-    }
-    rc = queue(x, gfn, xa);
-    if (rc < 0)
-        return rc;
-    {
-        uint8_t before = e->cur_access;
-        e->cur_access = xa;
-        if (xa == e->orig_access) { /* back to where it was: no longer ours */
-            xen_map_unpin(&x->map, gfn);
-            x->stats.protected_frames--;
-            tell_frame(x, gfn, 0, xa);
-        }
-        return takes_rights_away(before, xa) ? xen_rights_flush(x) : 0;
-    }
+    if (e && e->pinned)
+        return change_held(x, e, xa_of(access));
+    return restrict_new(x, gfn, xa_of(access));
 }
 
 static int g_set_access_batch(void *b, const uint64_t *gfns, const uint32_t *access, size_t n,

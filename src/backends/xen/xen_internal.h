@@ -249,7 +249,8 @@ struct ptmon_xen {
     uint8_t *r_orig;
     size_t r_n, r_cap;
     /* event in progress */
-    const vm_event_request_t *cur;
+    const vm_event_request_t *inflight; /* consumed from the ring, not yet answered */
+    const vm_event_request_t *cur;      /* the one the event handler works on */
     struct xen_pending pend;
     struct xen_reread *reread; /* per vCPU */
     /* ioreq mechanism */
@@ -303,8 +304,8 @@ int xen_ioreq_drain(ptmon_xen *x, int use_engine);
 int xen_ring_drain(ptmon_xen *x, int use_engine);
 /** Publish the responses written so far and notify Xen (even if there are none new). */
 void xen_ring_push(ptmon_xen *x);
-/** Answer the request being handled (x->cur) without the engine: re-execute it, or resume after
- *  it if its store was already made. For the emergency detach. */
+/** Answer the request consumed and not yet answered (x->inflight) without the engine:
+ *  re-execute it, or resume after it if its store was already made. For the emergency detach. */
 void xen_ring_answer_current(ptmon_xen *x);
 uint64_t xen_now_ns(void);
 /** Count an answered request of @p kind that took @p ns, and tell the event observer. */

@@ -50,6 +50,7 @@ int xen_ring_drain(ptmon_xen *x, int use_engine)
         memcpy(&req, RING_GET_REQUEST(br, br->req_cons), sizeof(req));
         br->req_cons++;
         br->sring->req_event = br->req_cons + 1;
+        x->inflight = &req; /* consumed: from here on, an emergency detach must answer it */
         if (use_engine)
             kind = xen_event_handle(x, &req, &rsp);
         else {
@@ -60,6 +61,7 @@ int xen_ring_drain(ptmon_xen *x, int use_engine)
             return n;
         memcpy(RING_GET_RESPONSE(br, br->rsp_prod_pvt), &rsp, sizeof(rsp));
         br->rsp_prod_pvt++;
+        x->inflight = NULL;
         xen_account_event(x, kind, req.vcpu_id,
                           req.reason == VM_EVENT_REASON_MEM_ACCESS ? req.u.mem_access.gfn : 0,
                           xen_now_ns() - t0);
@@ -81,7 +83,7 @@ void xen_ring_push(ptmon_xen *x)
 
 void xen_ring_answer_current(ptmon_xen *x)
 {
-    const vm_event_request_t *req = x->cur;
+    const vm_event_request_t *req = x->inflight;
     vm_event_response_t rsp;
 
     if (!req || !x->ring_up)
@@ -94,5 +96,5 @@ void xen_ring_answer_current(ptmon_xen *x)
     }
     memcpy(RING_GET_RESPONSE(&x->back, x->back.rsp_prod_pvt), &rsp, sizeof(rsp));
     x->back.rsp_prod_pvt++;
-    x->cur = NULL;
+    x->inflight = NULL;
 }
