@@ -69,6 +69,35 @@ static void assert_same_changes(const struct guest *g, const struct seen *s)
         assert_memory_equal(&s->changes[i], &g->calls[i].change, sizeof(ptmon_change));
 }
 
+static void replay_ok(const struct sink *s, struct seen *seen, ptmon_fake_replay_result *res);
+
+static void guest_done(struct guest *g)
+{
+    ptmon_destroy(g->pm);
+    ptmon_fake_destroy(g->fake);
+    free(g);
+}
+
+/* End the recording (ptmon_destroy writes its END), replay it, require the run's callbacks. */
+static struct seen *stop_and_replay(struct guest *g, const struct sink *s,
+                                    ptmon_fake_replay_result *res)
+{
+    struct seen *seen = calloc(1, sizeof(*seen));
+    assert_non_null(seen);
+    ptmon_destroy(g->pm);
+    g->pm = NULL;
+    replay_ok(s, seen, res);
+    assert_same_changes(g, seen);
+    return seen;
+}
+
+static void finish(struct guest *g, struct sink *s, struct seen *seen)
+{
+    guest_done(g);
+    free(seen);
+    free(s->p);
+}
+
 static void replay_ok(const struct sink *s, struct seen *seen, ptmon_fake_replay_result *res)
 {
     ptmon_fake_replay_observer obs = {seen_change, NULL, seen};
@@ -122,37 +151,24 @@ static void session(struct guest *g)
 static void replay_of_a_session_makes_the_same_callbacks(void **state)
 {
     struct sink s = {0};
-    struct seen *seen = calloc(1, sizeof(*seen));
     struct guest *g = recorded_guest(*state, &s);
     ptmon_fake_replay_result res;
+    struct seen *seen;
 
     session(g);
     assert_true(g->ncalls >= 8);
-    ptmon_destroy(g->pm);
-    g->pm = NULL;
-    replay_ok(&s, seen, &res);
-    assert_same_changes(g, seen);
+    seen = stop_and_replay(g, &s, &res);
     assert_true(res.facts > 0);
-    ptmon_fake_destroy(g->fake);
-    free(g);
-    free(seen);
-    free(s.p);
-}
-
-static void guest_done(struct guest *g)
-{
-    ptmon_destroy(g->pm);
-    ptmon_fake_destroy(g->fake);
-    free(g);
+    finish(g, &s, seen);
 }
 
 static void replay_answers_as_the_recording_did_and_the_deny_holds(void **state)
 {
     struct sink s = {0};
-    struct seen *seen = calloc(1, sizeof(*seen));
     struct guest *g = recorded_guest(*state, &s);
     ptmon_fake_replay_result res;
     const uint64_t va = 0x400000;
+    struct seen *seen;
     uint64_t pte;
     size_t denied = 0;
 
@@ -165,16 +181,11 @@ static void replay_answers_as_the_recording_did_and_the_deny_holds(void **state)
                      g->mc->delivery == PTMON_DELIVERY_PRE ? PTMON_EDENIED : 0);
     assert_int_equal(get_entry(g, va, 1), pte); /* the deny held */
     assert_consistent(g);
-    ptmon_destroy(g->pm);
-    g->pm = NULL;
-    replay_ok(&s, seen, &res);
-    assert_same_changes(g, seen);
+    seen = stop_and_replay(g, &s, &res);
     for (size_t i = 0; i < seen->n; i++)
         denied += seen->actions[i] == PTMON_ACTION_DENY;
     assert_int_equal(denied, 1);
-    guest_done(g);
-    free(seen);
-    free(s.p);
+    finish(g, &s, seen);
 }
 
 /* Reads fail while a page table moves: the watches below it wait, then catch up; the replay
@@ -182,10 +193,11 @@ static void replay_answers_as_the_recording_did_and_the_deny_holds(void **state)
 static void replay_fails_the_reads_that_failed(void **state)
 {
     struct sink s = {0};
-    struct seen *seen = calloc(1, sizeof(*seen));
     struct guest *g = recorded_guest(*state, &s);
     ptmon_fake_replay_result res;
     const uint64_t va = 0x400000;
+    const unsigned es = esize(g);
+    struct seen *seen;
     uint64_t pt;
 
     for (int i = 0; i < 3; i++) {
@@ -196,12 +208,8 @@ static void replay_fails_the_reads_that_failed(void **state)
     {
         uint8_t copy[4096];
         assert_int_equal(ptmon_fake_peek(g->fake, entry_gpa(g, va, 1) & ~0xfffull, copy, 4096), 0);
-        copy[8] ^= 0x20; /* a different frame for the second page */
-        copy[8 * 2] = 0; /* and the third unmapped */
-        if (esize(g) == 4) {
-            copy[4] ^= 0x20;
-            copy[8] = 0;
-        }
+        copy[es + 1] ^= 0x10;         /* bit 12: another frame for the second page */
+        memset(copy + 2 * es, 0, es); /* and the third unmapped */
         assert_int_equal(ptmon_fake_poke(g->fake, pt, copy, sizeof(copy)), 0);
     }
     ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 1, 3, PTMON_EIO);
@@ -209,14 +217,10 @@ static void replay_fails_the_reads_that_failed(void **state)
     ptmon_fake_fail_calls(g->fake, PTMON_FAKE_OP_READ_GPA, 0, 0, 0);
     assert_int_equal(ptmon_commit(g->pm), 0);
     assert_consistent(g);
-    ptmon_destroy(g->pm);
-    g->pm = NULL;
-    replay_ok(&s, seen, &res);
+    assert_true(g->ncalls >= 2);
+    seen = stop_and_replay(g, &s, &res);
     assert_true(res.failures > 0);
-    assert_same_changes(g, seen);
-    guest_done(g);
-    free(seen);
-    free(s.p);
+    finish(g, &s, seen);
 }
 
 /* The CPU's walker sets A and D without an event; a one-byte store into the entry later makes
@@ -225,7 +229,6 @@ static void replay_fails_the_reads_that_failed(void **state)
 static void bits_the_cpu_set_behind_ptmon_reach_the_replay(void **state)
 {
     struct sink s = {0};
-    struct seen *seen = calloc(1, sizeof(*seen));
     struct guest *g = recorded_guest(*state, &s);
     ptmon_fake_replay_result res;
     const uint64_t va = 0x400000;
@@ -242,13 +245,7 @@ static void bits_the_cpu_set_behind_ptmon_reach_the_replay(void **state)
     assert_consistent(g);
     assert_int_equal(only_call(g)->change.after.entry & (PTMON_PTE_A | PTMON_PTE_D),
                      PTMON_PTE_A | PTMON_PTE_D);
-    ptmon_destroy(g->pm);
-    g->pm = NULL;
-    replay_ok(&s, seen, &res);
-    assert_same_changes(g, seen);
-    guest_done(g);
-    free(seen);
-    free(s.p);
+    finish(g, &s, stop_and_replay(g, &s, &res));
 }
 
 /* Find the first record of @p type; @return its payload offset, or 0. */
