@@ -91,25 +91,32 @@ static int queue_append(ptmon_xen *x, uint64_t gfn, uint8_t xa)
 }
 
 /* Forget a queued change of @p gfn (a newer one was applied). */
+/* @return the queue index of @p gfn's change (queue() keeps one per gfn), or x->q_n. */
+static size_t queue_find(const ptmon_xen *x, uint64_t gfn)
+{
+    size_t i = 0;
+    while (i < x->q_n && x->q_gfn[i] != gfn)
+        i++;
+    return i;
+}
+
 static void queue_drop(ptmon_xen *x, uint64_t gfn)
 {
-    for (size_t i = 0; i < x->q_n; i++)
-        if (x->q_gfn[i] == gfn) {
-            x->q_n--;
-            x->q_gfn[i] = x->q_gfn[x->q_n];
-            x->q_acc[i] = x->q_acc[x->q_n];
-            return; /* (queue() keeps one entry per gfn) */
-        }
+    size_t i = queue_find(x, gfn);
+    if (i == x->q_n)
+        return;
+    x->q_n--;
+    x->q_gfn[i] = x->q_gfn[x->q_n];
+    x->q_acc[i] = x->q_acc[x->q_n];
 }
 
 static int queue(ptmon_xen *x, uint64_t gfn, uint8_t xa)
 {
-    for (size_t i = 0; i < x->q_n; i++)
-        if (x->q_gfn[i] == gfn) { /* last writer wins */
-            x->q_acc[i] = xa;
-            return 0;
-        }
-    return queue_append(x, gfn, xa);
+    size_t i = queue_find(x, gfn);
+    if (i == x->q_n)
+        return queue_append(x, gfn, xa);
+    x->q_acc[i] = xa; /* last writer wins */
+    return 0;
 }
 
 /* Xen refuses these for good: the gfn is no RAM (or not an access it takes). */
@@ -208,9 +215,8 @@ void xen_rights_repair_stale(ptmon_xen *x, uint64_t gfn)
 {
     uint8_t xa;
 
-    for (size_t i = 0; i < x->q_n; i++)
-        if (x->q_gfn[i] == gfn)
-            return; /* our own change of it is on its way: it is what stands */
+    if (queue_find(x, gfn) < x->q_n)
+        return; /* our own change of it is on its way: it is what stands */
     /* (a write in flight while we gave the frame back finds it writable already) */
     if (x->ops.get_mem_access(x->ops.h, gfn, &xa) < 0 || (rights_of(xa) & PTMON_ACCESS_W))
         return;
@@ -219,6 +225,17 @@ void xen_rights_repair_stale(ptmon_xen *x, uint64_t gfn)
 }
 
 /* ---- glue callbacks --------------------------------------------------------------------- */
+
+/* The access Xen reports for a frame we do not hold, as the original to save and restore. One
+ * that is write-protected was left by a monitor that died (Xen keeps p2m access when the ring
+ * goes, and only one monitor can hold a domain): its original is Xen's default. */
+static uint8_t unless_left_by_a_dead_monitor(ptmon_xen *x, uint8_t xa)
+{
+    if (rights_of(xa) & PTMON_ACCESS_W)
+        return xa;
+    x->stats.stale_frames++;
+    return XENMEM_access_rwx;
+}
 
 int xen_read_gpa(ptmon_xen *x, uint64_t gpa, void *buf, size_t len)
 {
@@ -257,13 +274,7 @@ static int g_get_access(void *b, uint64_t gfn, uint32_t *access)
         rc = x->ops.get_mem_access(x->ops.h, gfn, &xa);
         if (rc < 0)
             return errno_to_ptmon(rc);
-        /* Write-protected, and not by us: left by a monitor that died (Xen keeps p2m access
-         * when the ring goes, and only one monitor can hold a domain). Its original is Xen's
-         * default: what ptmon saves and, in the end, restores. */
-        if (!(rights_of(xa) & PTMON_ACCESS_W)) {
-            xa = XENMEM_access_rwx;
-            x->stats.stale_frames++;
-        }
+        xa = unless_left_by_a_dead_monitor(x, xa);
     }
     x->last_get_gfn = gfn;
     x->last_get_xa = xa;
@@ -285,10 +296,7 @@ static int original_access(ptmon_xen *x, uint64_t gfn, uint8_t *orig)
         rc = x->ops.get_mem_access(x->ops.h, gfn, orig);
         if (rc < 0)
             return errno_to_ptmon(rc);
-        if (!(rights_of(*orig) & PTMON_ACCESS_W)) { /* as in g_get_access */
-            *orig = XENMEM_access_rwx;
-            x->stats.stale_frames++;
-        }
+        *orig = unless_left_by_a_dead_monitor(x, *orig);
     }
     return 0;
 }
