@@ -20,17 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "xen-lab"))
-from check import PG, norm_state, read_guest, va_pfn  # noqa: E402
-
-
-def changes(lines):
-    out = []
-    for l in lines:
-        if l.startswith("{") and '"va"' in l:
-            o = json.loads(l)
-            o.pop("time", None)
-            out.append(o)
-    return out
+from check import change_objects, initial_view, norm_state, read_guest, view_differences  # noqa: E402
 
 
 def main():
@@ -52,8 +42,8 @@ def main():
     if p.returncode != 0:
         fails.append("ptmon-replay exit %d" % p.returncode)
 
-    mine = changes(out)
-    theirs = changes(gzip.open(a.ptmond_log, "rt").read().splitlines())
+    mine = change_objects(out)
+    theirs = change_objects(gzip.open(a.ptmond_log, "rt").read().splitlines())
     diff = next((i for i, (x, y) in enumerate(zip(mine, theirs)) if x != y), None)
     if diff is not None or len(mine) != len(theirs):
         at = diff if diff is not None else min(len(mine), len(theirs))
@@ -62,16 +52,7 @@ def main():
         print("callback log: %d lines, identical to ptmond's (time aside)" % len(mine))
 
     g = read_guest(gzip.open(a.guest_log, "rt").read().splitlines())
-    vas, region, gview = g["vas"], g["region"], g["view"]
-    state = {}
-    for o in mine:
-        va = int(o["va"], 16)
-        if va not in state:
-            state[va] = norm_state(o["before"])
-    for va in vas:
-        if va not in state:
-            pfn = gview.get(0, {}).get(va, (None,))[0]
-            state[va] = (False, None, None, None) if pfn is None else (True, pfn << 12, PG, None)
+    state = initial_view(g, mine)
     step, bad_steps = 1, 0
     # ptmond's last report is the one at detach, right after the last step's: not a step's end
     nchecks = sum(1 for l in out if '"event":"check"' in l)
@@ -82,18 +63,8 @@ def main():
         if o.get("event") == "check":
             if o.get("findings") != 0:
                 fails.append("ptmon_check in the replay at step %d: %s findings" % (step, o.get("findings")))
-            if step < nchecks and step in gview:
-                bad = []
-                for va in vas:
-                    gpfn, prot, _ = gview[step].get(va, (None, "--", "."))
-                    st = state[va]
-                    if gpfn != va_pfn(va, st):
-                        bad.append("va 0x%x: guest %s, replay %s" % (va, gpfn, va_pfn(va, st)))
-                    elif region.get(va) == "D" and g["names"].get(14) == "deny-mprotect" and step >= 14:
-                        if st[0] and st[3] is not True:
-                            bad.append("va 0x%x (D): vetoed, yet read-only in the replay" % va)
-                    elif st[0] and prot == "r-" and st[3] is True:
-                        bad.append("va 0x%x: guest read-only, replay writable" % va)
+            if step < nchecks and step in g["view"]:
+                bad = view_differences(g, state, step)
                 print("step %2d %-24s %s" % (step, g["names"].get(step, "?"), "ok" if not bad else "%d differ: %s" % (len(bad), bad[0])))
                 bad_steps += bool(bad)
             step += 1

@@ -190,6 +190,58 @@ def read_guest(lines):
     return g
 
 
+def initial_view(g, changes):
+    """ptmond's view at attach: the "before" of the first change of each VA; the guest's
+    baseline for VAs ptmond never reported (they did not change, which step 0 checks).
+    @p changes: the change lines' JSON objects, in order."""
+    view = {}
+    for o in changes:
+        va = hexint(o["va"])
+        if va not in view and isinstance(o.get("before"), dict):
+            view[va] = norm_state(o["before"])
+    for va in g["vas"]:
+        if va not in view:
+            pfn = g["view"].get(0, {}).get(va, (None,))[0]
+            view[va] = (False, None, None, None) if pfn is None else (True, pfn << 12, PG, None)
+    return view
+
+
+def view_differences(g, view, step):
+    """Where the reported @p view differs from the guest's after @p step (the lab's rules): a
+    present/frame mismatch; ptmond saying writable where the guest made the page read-only;
+    except the D page from the deny step on, which ptmond kept writable and must say so."""
+    gv, bad = g["view"].get(step, {}), []
+    for va in g["vas"]:
+        gpfn, prot, _ = gv.get(va, (None, "--", "."))
+        st = view.get(va, (False, None, None, None))
+        ppfn = va_pfn(va, st)
+        where = g["region"].get(va)
+        if gpfn != ppfn:
+            bad.append("va 0x%x (%s): guest %s, ptmond %s" % (va, where, "-" if gpfn is None else hex(gpfn),
+                                                              "-" if ppfn is None else hex(ppfn)))
+        elif where == "D" and step >= 14 and g["names"].get(14) == "deny-mprotect":
+            if st[0] and st[3] is not True:
+                bad.append("va 0x%x (D): ptmond vetoed its loss of write access, yet reports it read-only" % va)
+        elif st[0] and prot == "r-" and st[3] is True:
+            bad.append("va 0x%x: guest made it read-only, ptmond says writable" % va)
+    return bad
+
+
+def change_objects(lines):
+    """The JSON objects of the change lines (those with a "va"), the time field dropped, so that
+    two logs of the same run compare equal; a line that does not parse stays as a marker."""
+    out = []
+    for l in lines:
+        if l.startswith("{") and '"va"' in l:
+            try:
+                o = json.loads(l)
+                o.pop("time", None)
+            except ValueError:
+                o = {"unparsable": l[:80]}
+            out.append(o)
+    return out
+
+
 def check_lines(plines):
     """ptmond's report lines: (line index, the JSON object)."""
     out = []
@@ -230,20 +282,8 @@ def replay_trace(files, outdir, replay, plines):
     t0 = time.time()
     p = subprocess.run([replay, "--json", "-"], input=raw, capture_output=True)
     secs = time.time() - t0
-    def load(lines):
-        out = []
-        for l in lines:
-            if l.startswith("{") and '"va"' in l:
-                try:
-                    out.append(json.loads(l))
-                except ValueError:
-                    out.append({"unparsable": l[:80]})
-        return out
-
-    mine = load(p.stdout.decode().splitlines())
-    theirs = load(plines)
-    for o in mine + theirs:
-        o.pop("time", None)
+    mine = change_objects(p.stdout.decode().splitlines())
+    theirs = change_objects(plines)
     same = sum(1 for a, b in zip(mine, theirs) if a == b)
     res.append("Replay (%s): %s; %d callbacks, %d of ptmond's %d lines identical (time aside), %.2f s"
                % (os.path.basename(replay), p.stderr.decode().strip().splitlines()[0] if p.stderr else "",
@@ -288,32 +328,10 @@ def main():
     evs, other = parse_ptmond(plines)
     reports = check_lines(plines)
     first_step_line = steps.get(1, {}).get("BEGIN", len(plines))
-    # ptmond's view at attach: the "before" of the first change of each VA; the guest's
-    # baseline for VAs ptmond never reported (they did not change, which step 0 checks).
-    pstate = {}
-    for i, kind, va, st, o in evs:
-        if va not in pstate and isinstance(o.get("before"), dict):
-            pstate[va] = norm_state(o["before"])
-    for va in vas:
-        if va not in pstate:
-            pfn = gview.get(0, {}).get(va, (None,))[0]
-            pstate[va] = (False, None, None, None) if pfn is None else (True, pfn << 12, PG, None)
+    pstate = initial_view(g, [o for _, _, _, _, o in evs])
 
     def compare(step):
-        gv, bad = gview.get(step, {}), []
-        for va in vas:
-            gpfn, prot, _ = gv.get(va, (None, "--", "."))
-            st = pstate.get(va, (False, None, None, None))
-            ppfn = va_pfn(va, st)
-            if gpfn != ppfn:
-                bad.append("va 0x%x (%s): guest %s, ptmond %s" % (va, region.get(va), "-" if gpfn is None else hex(gpfn),
-                                                                  "-" if ppfn is None else hex(ppfn)))
-            elif region.get(va) == "D" and step >= 14 and g["names"].get(14) == "deny-mprotect":
-                if st[0] and st[3] is not True:
-                    bad.append("va 0x%x (D): ptmond vetoed its loss of write access, yet reports it read-only" % va)
-            elif st[0] and prot == "r-" and st[3] is True:
-                bad.append("va 0x%x: guest made it read-only, ptmond says writable" % va)
-        return bad
+        return view_differences(g, pstate, step)
 
     def summarize(before, after_, getp):
         c = {"np->p": 0, "p->np": 0, "frame": 0, "rights": 0}
