@@ -47,6 +47,9 @@ static const struct mode_case pre32 = {
     0xc0000000ull, PTMON_DELIVERY_PRE};
 static const struct mode_case prepae = {"PAE pre", PTMON_MODE_PAE, PTMON_PAGING_NXE,  2 * MIB,
                                         0,         0xc0000000ull,  PTMON_DELIVERY_PRE};
+static const struct mode_case pre5 = {
+    "5-level pre",         PTMON_MODE_5LEVEL, PTMON_PAGING_NXE, 2 * MIB, 1,
+    0xff00000000000000ull, PTMON_DELIVERY_PRE};
 
 /* A cmocka test entry running @p f with @p m as its state, named after both. */
 #define ON(f, m)                                  \

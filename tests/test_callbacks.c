@@ -360,16 +360,17 @@ static void table_at_gpa_zero_and_tables_outside_ram(void **state)
     struct ptmon_watch *w = watch_va(g, VA);
     assert_int_equal(ptmon_watch_translation(w).frame, f);
     assert_int_equal(ptmon_fake_rights(g->fake, 0) & PTMON_ACCESS_W, 0);
-    /* now point the PDE outside RAM: reported as not present, nothing protected there */
+    /* now point the PDE outside RAM: the walk stops at the PDE, nothing protected there */
     set_entry(g, VA, 2, (64 * MIB + 0x5000) | RWU | PTMON_PTE_P);
     const struct call *c = only_call(g);
     assert_int_equal(c->change.after.status, PTMON_WALK_OUTSIDE_RAM);
-    assert_int_equal(c->change.after.level, 1);
+    assert_int_equal(c->change.after.level, 2);
+    assert_int_equal(c->change.after.entry, (64 * MIB + 0x5000) | RWU | PTMON_PTE_P);
     assert_int_equal(ptmon_fake_rights(g->fake, 0) & PTMON_ACCESS_W, PTMON_ACCESS_W);
-    /* a root outside RAM: accepted, reported as such, nothing to protect */
+    /* a root outside RAM: refused (a mistyped CR3), nothing left behind */
     struct ptmon_watch *w2 = NULL;
-    assert_int_equal(ptmon_watch(g->pm, 128 * MIB, VA, 0, recorder, g, &w2), 0);
-    assert_int_equal(ptmon_watch_translation(w2).status, PTMON_WALK_OUTSIDE_RAM);
+    assert_int_equal(ptmon_watch(g->pm, 128 * MIB, VA, 0, recorder, g, &w2), PTMON_ERANGE);
+    assert_null(w2);
     assert_consistent(g);
     guest_free(g);
 }

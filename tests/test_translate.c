@@ -308,15 +308,20 @@ static void make_upper_tables(struct guest *g, uint64_t cr3)
     assert_int_equal(ptmon_fake_map(g->fake, cr3, 0x200000, new_frame(g), 4 * KIB, RWU), 0);
 }
 
-static void table_outside_ram_stops_the_walk(void **state)
+static void table_outside_ram_stops_the_walk_at_its_pointer(void **state)
 {
     struct guest *g = guest_new(*state, 64 * MIB);
+    uint64_t pde;
     make_upper_tables(g, g->cr3);
     assert_int_equal(ptmon_fake_link(g->fake, g->cr3, 0x400000, 2, 64 * MIB + 0x3000, RWU), 0);
+    assert_int_equal(ptmon_fake_get_entry(g->fake, g->cr3, 0x400000, 2, &pde), 0);
     ptmon_walk w = walk(g, 0x400000);
     assert_int_equal(w.status, PTMON_WALK_OUTSIDE_RAM);
-    assert_int_equal(w.stop_level, 1);
-    assert_int_equal(w.level[1].gpa, 64 * MIB + 0x3000); /* PTE index of 0x400000 is 0 */
+    assert_int_equal(w.stop_level, 2); /* the PDE, which exists, not an entry of no table */
+    assert_int_equal(w.level[2].value, pde);
+    assert_int_equal(w.level[2].value & 0xffffff000ull, 64 * MIB + 0x3000);
+    assert_int_equal(w.level[1].gpa, 0);
+    assert_int_equal(w.level[1].value, 0);
     guest_free(g);
 }
 
@@ -464,7 +469,7 @@ int main(void)
         IN_MODE(split_1g_page_gives_2m_pages, 3, "5-level"),
         PER_MODE(rights_combine_over_levels),
         PER_MODE(reserved_bits_stop_the_walk),
-        PER_MODE(table_outside_ram_stops_the_walk),
+        PER_MODE(table_outside_ram_stops_the_walk_at_its_pointer),
         PER_MODE(table_at_gpa_zero_is_walked),
         PER_MODE(pcid_and_flag_bits_of_cr3_are_ignored),
         PER_MODE(aliased_tables_give_the_same_translation_in_two_roots),

@@ -891,19 +891,39 @@ static void reserved_bits_lists_every_offending_bit_and_only_those(void **state)
 /* Tables outside RAM                                                                    */
 /* ===================================================================================== */
 
-static void root_outside_ram_in_every_mode(void **state)
+static void root_outside_ram_in_every_mode_is_an_error(void **state)
 {
     struct guest *g = *state;
     const struct chain *chains[] = {&CHAIN_32, &CHAIN_PAE, &CHAIN_4, &CHAIN_5};
     for (size_t i = 0; i < sizeof(chains) / sizeof(chains[0]); i++) {
         const struct chain *c = chains[i];
-        uint64_t entry_offset = c->entry_gpa[c->levels] - c->cr3;
+        ptmon_paging pg = chain_paging(c, NXE, 36);
+        ptmon_walk w;
         build_chain(g, c);
-        ptmon_walk w = walk_va(g, chain_paging(c, NXE, 36), OUTSIDE_RAM, c->va);
-        assert_stopped(&w, PTMON_WALK_OUTSIDE_RAM, c->levels);
-        assert_int_equal(w.level[c->levels].gpa, OUTSIDE_RAM + entry_offset);
-        assert_int_equal(w.level[c->levels].value, 0);
-        assert_int_equal(w.rights, 0);
+        /* no entry exists to stop at: the walk has no outcome */
+        assert_int_equal(pt_walk(&pg, guest_read, g, OUTSIDE_RAM, c->va, NULL, NULL, &w),
+                         PTMON_ERANGE);
+    }
+}
+
+/* SPEC §4: the walk stops at the entry that exists, the pointer, with its value and level. */
+static void table_outside_ram_stops_at_its_pointer_in_every_mode_and_level(void **state)
+{
+    struct guest *g = *state;
+    const struct chain *chains[] = {&CHAIN_32, &CHAIN_PAE, &CHAIN_4, &CHAIN_5};
+    for (size_t i = 0; i < sizeof(chains) / sizeof(chains[0]); i++) {
+        const struct chain *c = chains[i];
+        for (unsigned level = c->levels; level >= 2; level--) {
+            uint64_t pointer = OUTSIDE_RAM | usual_flags(c, level);
+            ptmon_walk w = walk_chain_with(g, c, chain_paging(c, NXE, 36), level, pointer);
+            assert_stopped(&w, PTMON_WALK_OUTSIDE_RAM, level);
+            assert_int_equal(w.level[level].gpa, c->entry_gpa[level]);
+            assert_int_equal(w.level[level].value, pointer);
+            assert_int_equal(w.level[level - 1].gpa, 0);
+            assert_int_equal(w.level[level - 1].value, 0);
+            if (level == c->levels)
+                assert_int_equal(w.rights, 0);
+        }
     }
 }
 
@@ -914,20 +934,21 @@ static void fourlevel_table_outside_ram_at_lower_level(void **state)
     put_entry(g, &CHAIN_4, 3, FRAME(3) | P | RW); /* not user: rights so far are W */
     put_entry(g, &CHAIN_4, 2, OUTSIDE_RAM | PWU);
     ptmon_walk w = walk_chain(g, &CHAIN_4, paging(PTMON_MODE_4LEVEL, NXE, 46));
-    assert_stopped(&w, PTMON_WALK_OUTSIDE_RAM, 1);
+    assert_stopped(&w, PTMON_WALK_OUTSIDE_RAM, 2);
     assert_int_equal(w.level[2].value, OUTSIDE_RAM | PWU);
-    assert_int_equal(w.level[1].gpa, OUTSIDE_RAM + 4 * 8);
+    assert_int_equal(w.level[1].gpa, 0);
     assert_int_equal(w.level[1].value, 0);
-    assert_int_equal(w.rights, PTMON_RIGHT_W);
+    assert_int_equal(w.rights, PTMON_RIGHT_W); /* the pointer itself adds nothing */
 }
 
 static void bit32_page_table_outside_ram(void **state)
 {
     ptmon_paging pg = paging(PTMON_MODE_32BIT, 0, 36);
     ptmon_walk w = walk_chain_with(*state, &CHAIN_32, pg, 2, OUTSIDE_RAM | PWU);
-    assert_stopped(&w, PTMON_WALK_OUTSIDE_RAM, 1);
-    assert_int_equal(w.level[1].gpa, OUTSIDE_RAM + 4 * 4);
-    assert_int_equal(w.level[1].value, 0);
+    assert_stopped(&w, PTMON_WALK_OUTSIDE_RAM, 2);
+    assert_int_equal(w.level[2].value, OUTSIDE_RAM | PWU);
+    assert_int_equal(w.level[1].gpa, 0);
+    assert_int_equal(w.rights, 0);
 }
 
 /* ===================================================================================== */
@@ -1381,8 +1402,8 @@ static void ops_before_read_sees_entry_outside_ram(void **state)
     ptmon_paging pg = paging(PTMON_MODE_4LEVEL, NXE, 46);
     ptmon_walk w;
     reset(g);
-    assert_int_equal(pt_walk(&pg, guest_read, g, OUTSIDE_RAM, VA4, &LOGGING_OPS, g, &w), 0);
-    assert_stopped(&w, PTMON_WALK_OUTSIDE_RAM, 4);
+    assert_int_equal(pt_walk(&pg, guest_read, g, OUTSIDE_RAM, VA4, &LOGGING_OPS, g, &w),
+                     PTMON_ERANGE);
     assert_int_equal(g->nevents, 2); /* no entry callback: there is no entry */
     assert_event(g, 0, EV_BEFORE_READ, 4, OUTSIDE_RAM + 8);
     assert_event(g, 1, EV_READ, 0, OUTSIDE_RAM + 8);
@@ -1491,7 +1512,8 @@ int main(void)
         WALK_TEST(bit32_4m_page_pse36_bits_above_maxphyaddr_are_reserved),
         WALK_TEST(reserved_bits_lists_every_offending_bit_and_only_those),
         /* outside RAM */
-        WALK_TEST(root_outside_ram_in_every_mode),
+        WALK_TEST(root_outside_ram_in_every_mode_is_an_error),
+        WALK_TEST(table_outside_ram_stops_at_its_pointer_in_every_mode_and_level),
         WALK_TEST(fourlevel_table_outside_ram_at_lower_level),
         WALK_TEST(bit32_page_table_outside_ram),
         /* VAs the mode cannot translate */

@@ -340,7 +340,7 @@ enum ptmon_walk_status {
     PTMON_WALK_OK = 0,           /**< translated: page_gpa, page_size, rights are valid */
     PTMON_WALK_NOT_PRESENT = 1,  /**< entry at stop_level has P=0 */
     PTMON_WALK_RESERVED = 2,     /**< entry at stop_level has reserved bits set (reserved_bits) */
-    PTMON_WALK_OUTSIDE_RAM = 3,  /**< the table holding the entry at stop_level is not in RAM */
+    PTMON_WALK_OUTSIDE_RAM = 3,  /**< the entry at stop_level points to a table outside RAM */
     PTMON_WALK_NONCANONICAL = 4, /**< the VA is not canonical / wider than the mode allows */
 };
 
@@ -364,8 +364,8 @@ typedef struct ptmon_walk {
     enum ptmon_walk_status status;
     unsigned top_level; /**< number of levels of the mode (the root's level) */
     /** The level whose entry ended the walk: the leaf's level when OK; the offending entry's
-     *  level otherwise; 0 for PTMON_WALK_NONCANONICAL. Levels top_level..stop_level of
-     *  @ref level are filled in (for OUTSIDE_RAM, level[stop_level] has the gpa, value 0). */
+     *  level otherwise (for OUTSIDE_RAM: the table pointer whose table is not in RAM); 0 for
+     *  PTMON_WALK_NONCANONICAL. Levels top_level..stop_level of @ref level are filled in. */
     unsigned stop_level;
     ptmon_walk_level level[PTMON_MAX_LEVELS + 1]; /**< indexed by level (1..5); [0] unused */
     uint64_t reserved_bits; /**< for PTMON_WALK_RESERVED: the reserved bits that were set */
@@ -384,8 +384,9 @@ typedef struct ptmon_walk {
  * and no protection is changed; the walk reads at most one entry per level.
  *
  * @return 0 when the walk ran (its outcome, including "not present", is in out->status), or a
- *         negative code: PTMON_EINVAL for NULL arguments, or the backend's read error other
- *         than PTMON_ERANGE (which is reported as PTMON_WALK_OUTSIDE_RAM).
+ *         negative code: PTMON_EINVAL for NULL arguments, PTMON_ERANGE when the root table
+ *         (@p cr3) is outside guest RAM, or the backend's read error (a table outside RAM below
+ *         the root is an outcome: PTMON_WALK_OUTSIDE_RAM at the entry pointing to it).
  */
 PTMON_EXTERN int ptmon_translate(ptmon *pm, uint64_t cr3, uint64_t va, ptmon_walk *out);
 
@@ -403,10 +404,11 @@ struct ptmon_watch;
 /** The translation of a watched VA as ptmon last reported it. */
 typedef struct ptmon_translation {
     /** PTMON_WALK_OK when present; NOT_PRESENT, RESERVED (treated as not present) or
-     *  OUTSIDE_RAM (a table on the path is not in guest RAM) otherwise. */
+     *  OUTSIDE_RAM (the entry at @ref level points to a table that is not in guest RAM)
+     *  otherwise. */
     enum ptmon_walk_status status;
     unsigned level;     /**< level of the entry where the walk stops (the leaf when present) */
-    uint64_t entry;     /**< that entry's value (for OUTSIDE_RAM: 0) */
+    uint64_t entry;     /**< that entry's value, as in the guest's table */
     uint64_t page_size; /**< what an entry at that level maps: 4K, 2M/4M, 1G, ... (never 0) */
     uint64_t frame;     /**< page base GPA when present, else 0 */
     unsigned rights;    /**< PTMON_RIGHT_*, as in ptmon_walk */
@@ -454,8 +456,13 @@ enum ptmon_watch_flags {
  * an event, entries a failed read left unknown are read first, so it starts from memory (other
  * watches through them may be called then, with no vCPU).
  *
+ * A table outside guest RAM on the path ends the walk at the entry pointing to it (status
+ * PTMON_WALK_OUTSIDE_RAM, that entry's value and level): it is watched like any stopping entry.
+ *
  * @return 0 and the handle in @p out; PTMON_EINVAL (NULL argument, unknown flag, a VA the mode
- *         cannot translate), PTMON_ENOMEM, or a backend error. Nothing is left behind on error.
+ *         cannot translate), PTMON_ERANGE (the root table @p cr3 names is outside guest RAM:
+ *         most likely a mistyped CR3), PTMON_ENOMEM, or a backend error. Nothing is left behind
+ *         on error.
  */
 PTMON_EXTERN int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags,
                              ptmon_watch_fn fn, void *ctx, struct ptmon_watch **out);

@@ -303,7 +303,7 @@ void pt_decode(const ptmon_paging *pg, unsigned level, uint64_t entry, struct pt
 
 /* ---- the walk ------------------------------------------------------------------------- */
 
-/* The constant inputs of one walk. */
+/* The inputs of one walk, and what it must remember between levels. */
 struct walker {
     const ptmon_paging *pg;
     pt_read_fn read;
@@ -311,6 +311,7 @@ struct walker {
     const struct pt_walk_ops *ops;
     void *ops_ctx;
     ptmon_walk *out;
+    unsigned rights_above; /* out->rights before the last table pointer was added */
 };
 
 static int hook_before_read(const struct walker *w, unsigned level, uint64_t gpa)
@@ -380,9 +381,25 @@ static int record_entry(ptmon_walk *out, unsigned level, const struct pt_entry_i
     return 1;
 }
 
+/*
+ * The table the pointer at @p level + 1 names is not in guest RAM (MMIO, a hole, beyond the
+ * top): the walk stops at that pointer, the entry that exists, with its value (SPEC §4: the
+ * record is the entry where the walk stops). Like any stopping entry that maps nothing, it adds
+ * no rights.
+ */
+static void stop_at_pointer_outside_ram(struct walker *w, unsigned level)
+{
+    ptmon_walk *out = w->out;
+
+    out->level[level].gpa = 0;
+    out->stop_level = level + 1;
+    out->status = PTMON_WALK_OUTSIDE_RAM;
+    out->rights = level + 1 == out->top_level ? 0 : w->rights_above;
+}
+
 /* Read and decode @p va's entry at @p level in the table at *table; on return *table is the
  * next table and *done tells whether the walk has its outcome. */
-static int walk_level(const struct walker *w, unsigned level, uint64_t *table, int *done)
+static int walk_level(struct walker *w, unsigned level, uint64_t *table, int *done)
 {
     ptmon_walk *out = w->out;
     uint64_t gpa = pt_entry_gpa(w->pg, *table, level, out->va);
@@ -396,18 +413,19 @@ static int walk_level(const struct walker *w, unsigned level, uint64_t *table, i
     if (rc != 0)
         return rc;
     rc = read_entry(w, gpa, &value);
-    if (rc == PTMON_ERANGE) {
-        out->status = PTMON_WALK_OUTSIDE_RAM;
+    if (rc == PTMON_ERANGE && level < out->top_level) {
+        stop_at_pointer_outside_ram(w, level);
         *done = 1;
         return 0;
     }
     if (rc != 0)
-        return rc;
+        return rc; /* (the root outside RAM: PTMON_ERANGE, there is no entry to stop at) */
     out->level[level].value = value;
     pt_decode(w->pg, level, value, &info);
     rc = hook_entry(w, level, gpa, value, &info);
     if (rc != 0)
         return rc;
+    w->rights_above = out->rights;
     *done = record_entry(out, level, &info);
     *table = info.addr;
     return 0;
@@ -416,7 +434,7 @@ static int walk_level(const struct walker *w, unsigned level, uint64_t *table, i
 int pt_walk(const ptmon_paging *pg, pt_read_fn read, void *read_ctx, uint64_t cr3, uint64_t va,
             const struct pt_walk_ops *ops, void *ops_ctx, ptmon_walk *out)
 {
-    struct walker w = {pg, read, read_ctx, ops, ops_ctx, out};
+    struct walker w = {pg, read, read_ctx, ops, ops_ctx, out, 0};
     uint64_t table;
     int done = 0;
 

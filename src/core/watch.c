@@ -32,7 +32,7 @@ void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translati
     unsigned top = top_level(pm), rights = PTMON_RIGHT_W | PTMON_RIGHT_U, passed = 0;
 
     memset(out, 0, sizeof(*out));
-    if (w->depth > top) { /* the root table itself is outside RAM */
+    if (w->depth > top) { /* no node (a placement that failed at the root: never told) */
         out->status = PTMON_WALK_OUTSIDE_RAM;
         out->level = top;
         out->page_size = pm->span[top];
@@ -40,22 +40,22 @@ void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translati
     }
     for (unsigned level = top; level >= w->depth; level--) {
         const struct entry *e = w->path[level];
-        if (e->kind == PT_TABLE) {
+        out->level = level;
+        out->entry = e->value;
+        if (e->kind == PT_TABLE && level == w->depth) {
+            /* the deepest node points to a table ptmon could not protect: outside RAM, and the
+             * walk stops at this pointer (it adds no rights, like any entry mapping nothing) */
+            out->status = PTMON_WALK_OUTSIDE_RAM;
+            break;
+        }
+        if (e->kind == PT_TABLE || e->kind == PT_LEAF) {
             rights = (rights & e->rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
                      ((rights | e->rights) & PTMON_RIGHT_NX);
             passed = 1;
-            if (level > w->depth)
-                continue;
-            /* the deepest node points to a table ptmon could not protect: outside RAM */
-            out->status = PTMON_WALK_OUTSIDE_RAM;
-            out->level = level - 1;
-            break;
         }
-        out->level = level;
-        out->entry = e->value;
+        if (e->kind == PT_TABLE)
+            continue;
         if (e->kind == PT_LEAF) {
-            rights = (rights & e->rights & (PTMON_RIGHT_W | PTMON_RIGHT_U)) |
-                     ((rights | e->rights) & PTMON_RIGHT_NX);
             out->status = PTMON_WALK_OK;
             out->frame = entry_leaf_frame(pm, e);
             out->page_size = pm->span[level];
@@ -181,8 +181,10 @@ static int place_from(ptmon *pm, struct ptmon_watch *w, unsigned from)
             break;
         table = entry_table_addr(pm, e);
     }
-    if (rc == PTMON_ERANGE)
-        rc = 0; /* a table outside guest RAM: the walk stops there, nothing to protect */
+    /* A table outside guest RAM: the walk stops at the pointer to it, nothing to protect. The
+     * root outside RAM has no such pointer: ptmon_watch refuses it (a mistyped CR3). */
+    if (rc == PTMON_ERANGE && w->depth <= top)
+        rc = 0;
     if (w->depth <= top)
         park(w, w->path[w->depth]);
     return rc;

@@ -385,6 +385,12 @@ static int fault_fired_in_step(const struct fz *z)
                         ptmon_fake_failure_fired(z->fake, (enum ptmon_fake_op)z->opt->fault_op));
 }
 
+/* Is the root table of @p ow's walk itself outside RAM? */
+static int root_outside_ram(const struct oracle_walk *ow)
+{
+    return ow->tr.status == PTMON_WALK_OUTSIDE_RAM && !ow->in_ram[ow->top];
+}
+
 /* Place a watch; @return its slot or -1. */
 static int add_watch(struct fz *z, uint64_t cr3, uint64_t va, unsigned flags)
 {
@@ -413,6 +419,13 @@ static int add_watch(struct fz *z, uint64_t cr3, uint64_t va, unsigned flags)
     if (!ow.valid) {
         if (rc != PTMON_EINVAL)
             fail(z, "watch of untranslatable va %#llx returned %d", (unsigned long long)va, rc);
+        return -1;
+    }
+    if (root_outside_ram(&ow)) { /* a CR3 no table can be at: refused, not watched silently */
+        if (rc != PTMON_ERANGE && !(rc == PTMON_ELIMIT && z->caps) && !(relaxed(z) && rc < 0))
+            fail(z, "watch with a root outside RAM returned %d", rc);
+        if (w)
+            fail(z, "failed ptmon_watch left a handle");
         return -1;
     }
     if (rc != 0) {
@@ -1187,6 +1200,11 @@ static void check_translate(struct fz *z, uint64_t cr3, uint64_t va)
     tmp.va = va;
     truth(z, &tmp, 0, &ow);
     rc = ptmon_translate(z->pm, cr3, va, &wk);
+    if (ow.valid && root_outside_ram(&ow)) {
+        if (rc != PTMON_ERANGE)
+            fail(z, "ptmon_translate with a root outside RAM returned %d", rc);
+        return;
+    }
     if (rc != 0)
         fail(z, "ptmon_translate(%#llx, %#llx): %s", (unsigned long long)cr3,
              (unsigned long long)va, ptmon_err_name(rc));

@@ -232,6 +232,8 @@ void oracle_walk(const struct oracle_mmu *mmu, oracle_read_fn read, void *ctx, u
     unsigned esize = mmu->mode == PTMON_MODE_32BIT ? 4 : 8;
     uint64_t table = root_of(mmu, cr3);
     int w = 1, u = 1, nx = 0, passed = 0;
+    uint64_t pointer = 0;      /* the last table pointer read */
+    unsigned rights_above = 0; /* the rights before it */
 
     memset(out, 0, sizeof(*out));
     out->top = oracle_levels(mmu);
@@ -252,8 +254,17 @@ void oracle_walk(const struct oracle_mmu *mmu, oracle_read_fn read, void *ctx, u
                                   (nx ? PTMON_RIGHT_NX : 0u)
                             : 0u;
         if (read(ctx, gpa, esize, &e) != 0) {
+            /* The table is not in RAM: the walk stops at the pointer one level up, which keeps
+             * its value and adds no rights (the root outside RAM has no such entry). */
             tr->status = PTMON_WALK_OUTSIDE_RAM;
             tr->entry = 0;
+            if (level < out->top) {
+                out->entry_gpa[level] = 0;
+                tr->level = level + 1;
+                tr->page_size = oracle_level_size(mmu, level + 1);
+                tr->entry = pointer;
+                tr->rights = rights_above;
+            }
             return;
         }
         out->in_ram[level] = 1;
@@ -272,6 +283,10 @@ void oracle_walk(const struct oracle_mmu *mmu, oracle_read_fn read, void *ctx, u
             tr->status = PTMON_WALK_RESERVED;
             return;
         }
+        rights_above = passed ? (w ? PTMON_RIGHT_W : 0u) | (u ? PTMON_RIGHT_U : 0u) |
+                                    (nx ? PTMON_RIGHT_NX : 0u)
+                              : 0u;
+        pointer = e;
         w = w && m.w;
         u = u && m.u;
         nx = nx || m.nx;
