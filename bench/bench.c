@@ -232,7 +232,7 @@ static void w1_w7(struct bench *b)
             check_clean(&g, "W1");
         t0 = now_ns();
         for (uint64_t i = 0; i < n; i++)
-            ok("unwatch", ptmon_unwatch(w[i]));
+            ok("unwatch", ptmon_unwatch(&w[i]));
         ok("commit", ptmon_commit(g.pm));
         t_unwatch[r] = (now_ns() - t0) / (double)n;
         left = (double)ptmon_fake_count_write_protected(g.fake);

@@ -183,7 +183,7 @@ static void run_session(struct demo *d, struct ptmon_watch **b_watches)
     for (unsigned i = 1; i < 4; i++)
         check("unmap", ptmon_fake_unmap(d->fake, d->cr3_b, B_BUF + i * 0x1000));
     for (unsigned i = 0; i < 4; i++)
-        check("unwatch", ptmon_unwatch(b_watches[i]));
+        check("unwatch", ptmon_unwatch(&b_watches[i]));
 }
 
 static void dot_to_file(void *ctx, const char *text)

@@ -132,7 +132,7 @@ static void unwatch_victim(struct guest *g, struct ptmon_watch *w, const ptmon_c
     (void)w;
     (void)c;
     if (victim) {
-        assert_int_equal(ptmon_unwatch(victim), 0);
+        assert_int_equal(ptmon_unwatch(&victim), 0);
         victim = NULL;
     }
 }
@@ -156,7 +156,7 @@ static void self_removal(struct guest *g, struct ptmon_watch *w, const ptmon_cha
 {
     (void)g;
     (void)c;
-    assert_int_equal(ptmon_unwatch(w), 0);
+    assert_int_equal(ptmon_unwatch(&w), 0);
 }
 
 static void callback_removing_itself_is_never_called_again(void **state)
@@ -312,7 +312,7 @@ static void unwatching_everything_restores_the_original_rights(void **state)
     for (unsigned i = 0; i < 8; i++)
         w[i] = watch_va(g, VA + i * 0x1000);
     for (unsigned i = 0; i < 8; i++)
-        assert_int_equal(ptmon_unwatch(w[i]), 0);
+        assert_int_equal(ptmon_unwatch(&w[i]), 0);
     assert_int_equal(ptmon_fake_rights(g->fake, pt), PTMON_ACCESS_R | 0x300);
     assert_int_equal(ptmon_fake_count_write_protected(g->fake), 1);
     assert_int_equal(ptmon_fake_set_rights(g->fake, pt, PTMON_ACCESS_RWX), 0);
@@ -469,7 +469,7 @@ static void frame_hook_sees_writes_in_its_range_and_can_deny(void **state)
         assert_int_equal(rc, PTMON_EDENIED);
         assert_int_equal(ptmon_fake_peek64(g->fake, f + 0x108), 7);
     }
-    assert_int_equal(ptmon_unhook(h), 0);
+    assert_int_equal(ptmon_unhook(&h), 0);
     assert_int_equal(ptmon_fake_rights(g->fake, f >> 12), PTMON_ACCESS_RWX);
     assert_int_equal(ptmon_hook_gpa(g->pm, f + 0xff0, 0x20, PTMON_ACCESS_W, hook_fn, &log, &h),
                      PTMON_EINVAL); /* crosses the frame */
@@ -490,7 +490,7 @@ static void read_hook_also_removes_write_access(void **state)
     assert_int_equal(ptmon_fake_store_int(g->fake, 0, f, 1, 8), 0);
     assert_int_equal(log.calls, 0);
     assert_int_equal(ptmon_fake_peek64(g->fake, f), 1);
-    assert_int_equal(ptmon_unhook(h), 0);
+    assert_int_equal(ptmon_unhook(&h), 0);
     assert_int_equal(ptmon_fake_rights(g->fake, f >> 12), PTMON_ACCESS_RWX);
     guest_free(g);
 }
@@ -521,7 +521,7 @@ static void exec_hook_is_called_for_an_execute_event(void **state)
     ev.access = 3;
     assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_EINVAL);
     assert_int_equal(ptmon_handle_event(NULL, &ev), PTMON_EINVAL);
-    assert_int_equal(ptmon_unhook(h), 0);
+    assert_int_equal(ptmon_unhook(&h), 0);
     /* an event for a frame ptmon no longer restricts (in flight): allowed */
     ev.access = PTMON_ACCESS_X;
     assert_int_equal(ptmon_handle_event(g->pm, &ev), PTMON_ACTION_ALLOW);
@@ -541,9 +541,9 @@ static void flush_follows_every_change_of_rights_and_only_those(void **state)
     assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 1);
     map4k(g, VA, new_frame(g), RWU); /* a leaf change: no rights change */
     assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 1);
-    assert_int_equal(ptmon_unwatch(a), 0); /* the tables are still needed by b */
+    assert_int_equal(ptmon_unwatch(&a), 0); /* the tables are still needed by b */
     assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 1);
-    assert_int_equal(ptmon_unwatch(b), 0); /* all four relaxed in one commit, one flush */
+    assert_int_equal(ptmon_unwatch(&b), 0); /* all four relaxed in one commit, one flush */
     assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_FLUSH), 2);
     assert_int_equal(ptmon_fake_calls(g->fake, PTMON_FAKE_OP_SET_ACCESS_BATCH), 1);
     guest_free(g);
@@ -621,7 +621,7 @@ static void failed_allocation_at_every_point_of_placement(void **state)
         assert_consistent(g);
         if (!fired) {
             assert_int_equal(rc, 0);
-            assert_int_equal(ptmon_unwatch(w), 0);
+            assert_int_equal(ptmon_unwatch(&w), 0);
             assert_true(nth > 4); /* watch, tables, nodes, chains: several allocations */
             break;
         }

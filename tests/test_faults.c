@@ -96,7 +96,7 @@ static void run_scenario(struct guest *g, struct injector *in)
         if (!w[i])
             continue;
         arm(g, in);
-        int rc = ptmon_unwatch(w[i]);
+        int rc = ptmon_unwatch(&w[i]);
         assert_true(rc == 0 || rc == PTMON_EIO); /* removed either way; a relax may be retried */
         settle(g, in);
     }

@@ -43,7 +43,7 @@ static void node_cap_refuses_a_watch_cleanly(void **state)
     assert_int_equal(ptmon_fake_count_write_protected(g->fake), protected_before);
     assert_consistent(g);
     /* room made: the same watch succeeds */
-    assert_int_equal(ptmon_unwatch(w[1]), 0);
+    assert_int_equal(ptmon_unwatch(&w[1]), 0);
     assert_int_equal(ptmon_watch(g->pm, g->cr3, VA + 0x3000, 0, recorder, g, &extra), 0);
     assert_consistent(g);
     guest_free(g);
@@ -83,7 +83,7 @@ static void guest_split_beyond_the_cap_is_told_once_there_is_room(void **state)
     assert_int_equal(g->ncalls, 0);
     assert_int_equal(ptmon_watch_translation(a).page_size, pt); /* the last record */
     assert_int_equal(nodes_of(g), g->top + 1);
-    assert_int_equal(ptmon_unwatch(b), 0); /* room: the commit completes A */
+    assert_int_equal(ptmon_unwatch(&b), 0); /* room: the commit completes A */
     assert_int_equal(g->ncalls, 1);
     assert_int_equal(g->calls[0].change.vcpu, PTMON_VCPU_NONE);
     assert_int_equal(g->calls[0].change.before.page_size, pt);

@@ -66,7 +66,7 @@ static void watch_added_in_callback_then_deny_keeps_old_state(void **state)
 static void b3_hook(struct guest *g, struct ptmon_watch *w, const ptmon_change *c)
 {
     (void)c;
-    assert_int_equal(ptmon_unwatch(w), 0);
+    assert_int_equal(ptmon_unwatch(&w), 0);
     (void)ptmon_commit(g->pm); /* "apply deferred work now" */
 }
 
@@ -275,7 +275,7 @@ static void stats_bytes_count_everything(void **state)
         assert_int_equal(ptmon_watch(g->pm, g->cr3, VA + i * 0x1000ull, 0, recorder, g, &w[i]), 0);
     }
     for (unsigned i = 0; i < 600; i++)
-        assert_int_equal(ptmon_unwatch(w[i]), 0);
+        assert_int_equal(ptmon_unwatch(&w[i]), 0);
     ptmon_stats st;
     assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
     uint64_t real = ptmon_fake_stat(g->fake, PTMON_FAKE_STAT_BYTES_ALLOCATED);
@@ -292,7 +292,7 @@ static int hook_unhook_commit(ptmon *pm, ptmon_hook *h, void *ctx, const ptmon_m
 {
     (void)ctx;
     (void)ev;
-    assert_int_equal(ptmon_unhook(h), 0);
+    assert_int_equal(ptmon_unhook(&h), 0);
     (void)ptmon_commit(pm);
     return PTMON_ACTION_ALLOW;
 }
@@ -844,16 +844,16 @@ static void destroy_reads_nothing_and_calls_no_callback(void **state)
  * watch; a callback of the write itself removes it again. The handle stays valid until the
  * event's end, so the second removal is PTMON_EINVAL (it used to be freed by the catch-up:
  * use-after-free, found by the fuzzer's failure bursts under ASan). */
-static struct ptmon_watch *catch_up_victim;
+static struct ptmon_watch *catch_up_victim, *catch_up_copy;
 static int catch_up_second_rc;
 static void catch_up_remover(struct guest *g, struct ptmon_watch *w, const ptmon_change *c)
 {
     (void)g;
     (void)w;
     if (c->vcpu == PTMON_VCPU_NONE)
-        assert_int_equal(ptmon_unwatch(catch_up_victim), 0);
-    else
-        catch_up_second_rc = ptmon_unwatch(catch_up_victim);
+        assert_int_equal(ptmon_unwatch(&catch_up_victim), 0);
+    else /* a copy of the handle, still allocated until the event's end */
+        catch_up_second_rc = ptmon_unwatch(&catch_up_copy);
 }
 
 static void watch_removed_by_a_catch_up_callback_stays_valid_for_the_event(void **state)
@@ -864,7 +864,7 @@ static void watch_removed_by_a_catch_up_callback_stays_valid_for_the_event(void 
     map4k(g, VA + 0x1000, f1, RWU);
     map4k(g, VA + 0x2000, f1, RWU);
     watch_va(g, VA);
-    catch_up_victim = watch_va(g, VA + 0x1000);
+    catch_up_victim = catch_up_copy = watch_va(g, VA + 0x1000);
     watch_va(g, VA + 0x2000);
     remap_while_unreadable(g, f2); /* VA's entry: unread (POST: the failed read is decode's) */
     ptmon_fake_set_delivery(g->fake, PTMON_DELIVERY_PRE); /* the catch-up comes before PRE writes */
@@ -900,7 +900,7 @@ static void consecutive_watches_follow_moves_and_address_spaces(void **state)
     struct ptmon_watch *c;
     assert_int_equal(ptmon_watch(g->pm, cr3b, VA + 0x2000, 0, recorder, g, &c), 0);
     assert_int_equal(ptmon_watch_translation(c).frame, f3);
-    assert_int_equal(ptmon_unwatch(c), 0);
+    assert_int_equal(ptmon_unwatch(&c), 0);
     struct ptmon_watch *d = watch_va(g, VA + 0x2000); /* after c is gone: from the root */
     assert_int_equal(ptmon_watch_translation(d).status, PTMON_WALK_NOT_PRESENT);
     (void)a;

@@ -143,7 +143,7 @@ static void session(struct guest *g)
         assert_int_equal(ptmon_fake_link(g->fake, g->cr3, va, 2, pt, RWU), 0);
         assert_consistent(g);
     }
-    assert_int_equal(ptmon_unwatch(w[3]), 0);
+    assert_int_equal(ptmon_unwatch(&w[3]), 0);
     assert_int_equal(ptmon_commit(g->pm), 0);
     assert_consistent(g);
 }
@@ -374,7 +374,7 @@ static void frame_hooks_make_a_trace_unreplayable(void **state)
     ptmon_hook *h;
 
     assert_int_equal(ptmon_hook_gpa(g->pm, 0x5000, 8, PTMON_ACCESS_W, hook_fn, NULL, &h), 0);
-    assert_int_equal(ptmon_unhook(h), 0);
+    assert_int_equal(ptmon_unhook(&h), 0);
     ptmon_destroy(g->pm);
     g->pm = NULL;
     assert_int_equal(ptmon_fake_replay(s.p, s.n, NULL, &res), PTMON_ENOTSUP);

@@ -123,6 +123,83 @@ static void watch_of_a_root_outside_ram_is_refused(void **state)
     guest_free(g);
 }
 
+/* ---- V2: a removed handle cannot be used to read freed memory --------------------------- */
+
+/* Under ASan (CI's second build) the second call read the block the first one's commit freed. */
+static void unwatching_twice_through_one_handle_is_a_clean_einval(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    map4k(g, VA, new_frame(g), RWU);
+    struct ptmon_watch *w = watch_va(g, VA);
+    assert_int_equal(ptmon_unwatch(&w), 0);
+    assert_null(w);
+    assert_int_equal(ptmon_unwatch(&w), PTMON_EINVAL);
+    assert_int_equal(ptmon_unwatch(NULL), PTMON_EINVAL);
+    guest_free(g);
+}
+
+static int count_access(ptmon *pm, ptmon_hook *h, void *ctx, const ptmon_mem_event *ev)
+{
+    (void)pm;
+    (void)h;
+    (void)ev;
+    ++*(int *)ctx;
+    return PTMON_ACTION_ALLOW;
+}
+
+static void unhooking_twice_through_one_handle_is_a_clean_einval(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    int calls = 0;
+    ptmon_hook *h = NULL;
+    assert_int_equal(
+        ptmon_hook_gpa(g->pm, new_frame(g), 8, PTMON_ACCESS_W, count_access, &calls, &h), 0);
+    assert_int_equal(ptmon_unhook(&h), 0);
+    assert_null(h);
+    assert_int_equal(ptmon_unhook(&h), PTMON_EINVAL);
+    assert_int_equal(ptmon_unhook(NULL), PTMON_EINVAL);
+    guest_free(g);
+}
+
+/* What a watch's owner keeps: freed by the watch's own callback (ptmon.h: ctx may be freed
+ * once ptmon_unwatch returns, also from inside that callback). */
+struct owned_watch {
+    struct ptmon_watch *handle;
+    int calls;
+};
+
+static int unwatch_self_and_free_ctx(ptmon *pm, struct ptmon_watch *w, void *ctx,
+                                     const ptmon_change *c)
+{
+    struct owned_watch *o = ctx;
+    (void)pm;
+    (void)c;
+    assert_ptr_equal(o->handle, w);
+    assert_int_equal(ptmon_unwatch(&o->handle), 0);
+    assert_null(o->handle);
+    free(o); /* ASan reports any later use of ctx by ptmon */
+    return PTMON_ACTION_ALLOW;
+}
+
+static void watch_that_removes_itself_may_free_its_ctx_in_its_callback(void **state)
+{
+    struct guest *g = guest_new(*state, 64 * MIB);
+    struct owned_watch *o = calloc(1, sizeof(*o));
+    assert_non_null(o);
+    map4k(g, VA, new_frame(g), RWU);
+    map4k(g, VA + 0x1000, new_frame(g), RWU);
+    watch_va(g, VA + 0x1000); /* a neighbour, told after it */
+    assert_int_equal(ptmon_watch(g->pm, g->cr3, VA, PTMON_WATCH_HIGH_PRIORITY,
+                                 unwatch_self_and_free_ctx, o, &o->handle),
+                     0);
+    set_entry(g, VA, 2, 0); /* both VAs unmapped: the first removes itself, the second is told */
+    assert_int_equal(only_call(g)->change.va, VA + 0x1000);
+    ptmon_stats st;
+    assert_int_equal(ptmon_get_stats(g->pm, &st), 0);
+    assert_int_equal(st.watches, 1);
+    guest_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +213,10 @@ int main(void)
         ON(watch_of_a_root_outside_ram_is_refused, pre32),
         ON(watch_of_a_root_outside_ram_is_refused, prepae),
         ON(watch_of_a_root_outside_ram_is_refused, pre5),
+        ON(unwatching_twice_through_one_handle_is_a_clean_einval, pre4),
+        ON(unhooking_twice_through_one_handle_is_a_clean_einval, pre4),
+        ON(watch_that_removes_itself_may_free_its_ctx_in_its_callback, pre4),
+        ON(watch_that_removes_itself_may_free_its_ctx_in_its_callback, post4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

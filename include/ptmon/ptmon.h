@@ -314,11 +314,12 @@ PTMON_EXTERN int ptmon_hook_gpa(ptmon *pm, uint64_t gpa, uint32_t len, uint32_t 
                                 ptmon_hook_fn fn, void *ctx, ptmon_hook **out);
 
 /**
- * Remove a hook. It is never called again; its memory is freed and the frame's rights relaxed
- * at the next commit (end of the current event, or before this call returns when made outside
- * an event). @return 0 or PTMON_EINVAL (NULL, or already removed).
+ * Remove a hook and set @p *hook to NULL. It is never called again; its memory is freed and the
+ * frame's rights relaxed at the next commit (end of the current event, or before this call
+ * returns when made outside an event). Handle lifetime and @p ctx: as for ptmon_unwatch().
+ * @return 0 or PTMON_EINVAL (@p hook or @p *hook NULL, or the hook already removed).
  */
-PTMON_EXTERN int ptmon_unhook(ptmon_hook *hook);
+PTMON_EXTERN int ptmon_unhook(ptmon_hook **hook);
 
 /**
  * Apply deferred work now: free removed objects and restore the rights of frames nothing needs
@@ -468,12 +469,24 @@ PTMON_EXTERN int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flag
                              ptmon_watch_fn fn, void *ctx, struct ptmon_watch **out);
 
 /**
- * Stop watching. The watch is never called again (even if queued for the event in progress).
- * Memory and protection are released at the next commit: at the end of the current event, or
- * before this call returns when made outside an event. @return 0, PTMON_EINVAL (NULL or already
- * removed), or the commit's backend error (the watch is removed all the same).
+ * Stop watching and set @p *watch to NULL. The watch is never called again (even if queued for
+ * the event in progress). Memory and protection are released at the next commit: at the end of
+ * the current event, or before this call returns when made outside an event.
+ *
+ * Handle lifetime: a handle is valid from ptmon_watch() until ptmon_unwatch() or
+ * ptmon_destroy(). Clearing @p *watch makes a second call through the same variable a harmless
+ * PTMON_EINVAL. A copy of the handle kept elsewhere must not be used after the call: inside an
+ * event (a callback) it still gives PTMON_EINVAL until the event ends, after that its memory is
+ * gone. Keep one owner per handle (e.g. in the ctx it carries) and unwatch through it.
+ *
+ * @p ctx: ptmon never touches the watch's ctx once ptmon_unwatch() has returned, so the caller
+ * may free it right away, also from inside the watch's own callback (ptmon reads nothing through
+ * ctx after a callback returns).
+ *
+ * @return 0, PTMON_EINVAL (@p watch or @p *watch NULL, or the watch already removed), or the
+ *         commit's backend error (the watch is removed all the same).
  */
-PTMON_EXTERN int ptmon_unwatch(struct ptmon_watch *watch);
+PTMON_EXTERN int ptmon_unwatch(struct ptmon_watch **watch);
 
 /** @return the translation as last reported to @p watch (its "old" for the next change). */
 PTMON_EXTERN ptmon_translation ptmon_watch_translation(const struct ptmon_watch *watch);

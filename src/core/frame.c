@@ -186,10 +186,14 @@ int ptmon_hook_gpa(ptmon *pm, uint64_t gpa, uint32_t len, uint32_t access, ptmon
     return 0;
 }
 
-int ptmon_unhook(ptmon_hook *h)
+int ptmon_unhook(ptmon_hook **hook)
 {
-    if (!h || h->dead)
+    ptmon_hook *h;
+
+    if (!hook || !*hook || (*hook)->dead)
         return PTMON_EINVAL;
+    h = *hook;
+    *hook = NULL; /* the handle dies here: a second call through it is a clean EINVAL */
     if (h->pm->trace)
         trace_hook(h->pm->trace);
     h->dead = 1;

@@ -351,13 +351,16 @@ static int watch_remove(ptmon *pm, struct ptmon_watch *w)
     return instance_commit_if_idle(pm);
 }
 
-int ptmon_unwatch(struct ptmon_watch *w)
+int ptmon_unwatch(struct ptmon_watch **watch)
 {
+    struct ptmon_watch *w;
     ptmon *pm;
     int rc;
 
-    if (!w || w->dead)
+    if (!watch || !*watch || (*watch)->dead)
         return PTMON_EINVAL;
+    w = *watch;
+    *watch = NULL; /* the handle dies here: a second call through it is a clean EINVAL */
     pm = w->pm;
     if (!pm->trace)
         return watch_remove(pm, w);

@@ -454,7 +454,10 @@ static void remove_watch(struct fz *z, struct wslot *s)
     /* removed before the call: its commit may run callbacks, which must not remove it again */
     s->live = 0;
     s->removed_event = z->in_event ? z->event_id : 0;
-    int rc = ptmon_unwatch(s->w);
+    struct ptmon_watch *handle = s->w; /* s->w stays: the event's passes compare against it */
+    int rc = ptmon_unwatch(&handle);
+    if (handle)
+        fail(z, "ptmon_unwatch left the handle set");
     note_api(z, rc);
     trace(z, "unwatch va %#llx -> %d", (unsigned long long)s->va, rc);
     if (rc != 0 && !(relaxed(z) && rc != PTMON_EINVAL))
@@ -583,7 +586,8 @@ static int on_change(ptmon *pm, struct ptmon_watch *w, void *ctx, const ptmon_ch
          * event's commit): removing it again is PTMON_EINVAL */
         for (unsigned i = 0; i < MAXW && z->in_event && c->vcpu != PTMON_VCPU_NONE; i++)
             if (z->ws[i].w && !z->ws[i].live && z->ws[i].removed_event == z->event_id) {
-                int rc = ptmon_unwatch(z->ws[i].w);
+                struct ptmon_watch *copy = z->ws[i].w; /* a copy: the documented case */
+                int rc = ptmon_unwatch(&copy);
                 if (rc != PTMON_EINVAL)
                     fail(z, "second ptmon_unwatch of watch %u in one event: %d", i, rc);
                 break;
@@ -954,7 +958,7 @@ static int on_hook(ptmon *pm, ptmon_hook *h, void *ctx, const ptmon_mem_event *e
     if (!(ev->access & hs->access) || ev->gpa >= hs->gpa + hs->len || ev->gpa + ev->size <= hs->gpa)
         fail(z, "hook %u called for an access it did not ask for", (unsigned)(hs - z->hs));
     if (chance(z, 8)) {
-        int rc = ptmon_unhook(h);
+        int rc = ptmon_unhook(&h);
         note_api(z, rc);
         if (rc != 0)
             fail(z, "ptmon_unhook in its callback: %s", ptmon_err_name(rc));
@@ -979,7 +983,7 @@ static void step_hook(struct fz *z)
     int rc;
 
     if (hs->live) {
-        rc = ptmon_unhook(hs->h);
+        rc = ptmon_unhook(&hs->h);
         note_api(z, rc);
         trace(z, "unhook %u -> %d", (unsigned)(hs - z->hs), rc);
         if (rc != 0 && !relaxed(z))
@@ -1532,7 +1536,7 @@ static void teardown(struct fz *z)
     ptmon_stats st;
     for (unsigned i = 0; i < MAXH; i++)
         if (z->hs[i].live) {
-            if (ptmon_unhook(z->hs[i].h) != 0)
+            if (ptmon_unhook(&z->hs[i].h) != 0)
                 fail(z, "final unhook");
             z->hs[i].live = 0;
         }

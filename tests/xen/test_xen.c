@@ -321,7 +321,7 @@ static void test_stale_frame(void **state)
     struct fx *f = *state;
     vm_event_request_t req;
     vm_event_response_t rsp;
-    assert_int_equal(ptmon_unwatch(f->w), 0); /* every table relaxed */
+    assert_int_equal(ptmon_unwatch(&f->w), 0); /* every table relaxed */
     f->w = NULL;
     assert_int_equal(f->hv->access[f->pt_gpa >> 12], XENMEM_access_rwx);
     fake_hv_write_req(&req, 0, f->pt_gpa + PTE_OFF, PTWIN_VA + PTE_OFF, &f->regs);
@@ -1185,7 +1185,7 @@ static void test_failed_flush_keeps_what_failed(void **state)
     pt2 = fake_hv_pte_gpa(f->hv, f->cr3, va2, 1) >> 12;
     assert_int_equal(ptmon_watch(f->pm, f->cr3, va2, 0, on_change, f, &w2), 0);
     f->hv->set_access_fail = 2; /* the batch and the first frame alone */
-    assert_int_equal(ptmon_unwatch(w2), PTMON_EIO);
+    assert_int_equal(ptmon_unwatch(&w2), PTMON_EIO);
     still_rx = (f->hv->access[pd2] == XENMEM_access_rx) + (f->hv->access[pt2] == XENMEM_access_rx);
     assert_int_equal(still_rx, 1);
     assert_int_equal(ptmon_xen_poll(f->x, 0), 0); /* a quiet poll flushes what is queued */
@@ -1217,7 +1217,7 @@ static void test_failed_restriction_leaves_the_frame_as_it_was(void **state)
     assert_int_equal(st.frames, 4); /* the fixture watch's four tables, no more */
     assert_int_equal(ptmon_watch(f->pm, f->cr3, va2, 0, on_change, f, &w2), 0);
     assert_int_equal(f->hv->access[pd2], XENMEM_access_rx);
-    assert_int_equal(ptmon_unwatch(w2), 0);
+    assert_int_equal(ptmon_unwatch(&w2), 0);
     assert_int_equal(f->hv->access[pd2], XENMEM_access_rwx);
     assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);
     assert_int_equal(ptmon_check(f->pm, NULL, 0), 0);
@@ -1263,7 +1263,7 @@ static void test_frames_left_restricted_by_a_dead_monitor(void **state)
     assert_int_equal(f->hv->access[lone], XENMEM_access_rwx);
     assert_int_equal(ptmon_xen_get_stats(f->x, &st), 0);
     assert_int_equal(st.stale_frames, 2);
-    assert_int_equal(ptmon_unwatch(w2), 0);
+    assert_int_equal(ptmon_unwatch(&w2), 0);
     assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);
     f->hv->initial_access[lone] = XENMEM_access_rwx; /* what both must end with */
     f->hv->initial_access[pt2] = XENMEM_access_rwx;
@@ -1283,7 +1283,7 @@ static void test_flush_failure_falls_back(void **state)
     assert_int_equal(f->hv->access[pt2], XENMEM_access_rx);
     unsigned calls = f->hv->set_access_calls;
     f->hv->set_access_fail = 1;
-    assert_int_equal(ptmon_unwatch(w2), 0);
+    assert_int_equal(ptmon_unwatch(&w2), 0);
     assert_int_equal(f->hv->set_access_calls, calls + 1 + 2); /* failed batch, then singly */
     assert_int_equal(f->hv->access[pd2], XENMEM_access_rwx);
     assert_int_equal(f->hv->access[pt2], XENMEM_access_rwx);

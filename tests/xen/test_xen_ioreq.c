@@ -109,7 +109,7 @@ static void test_types_follow_watches(void **state)
         typed += f->hv->mtype[g];
     assert_int_equal(typed, 4);
     assert_int_equal(f->hv->mtype[f->pt_gpa >> 12], 1);
-    assert_int_equal(ptmon_unwatch(f->w), 0);
+    assert_int_equal(ptmon_unwatch(&f->w), 0);
     for (uint64_t g = 0; g < f->hv->nframes; g++)
         assert_int_equal(f->hv->mtype[g], 0);
     /* read or execute hooks cannot be expressed with the ioreq type */
@@ -202,7 +202,7 @@ static void test_read_and_stale(void **state)
     complete(f, 0);
     assert_int_equal(fake_hv_ioreq_data(f->hv, 0), pte(f));
     /* a write in flight when the frame was released: still performed */
-    assert_int_equal(ptmon_unwatch(f->w), 0);
+    assert_int_equal(ptmon_unwatch(&f->w), 0);
     fake_hv_ioreq(f->hv, 1, f->pt_gpa + PTE_OFF, 8, f->frame_b | 3, 1, 0, IOREQ_WRITE, 0);
     complete(f, 1);
     assert_int_equal(pte(f), f->frame_b | 3);

@@ -313,7 +313,7 @@ static int replay_watch(struct replay *r, const ptmon_trace_record *rec)
         return 0;
     }
     if (rc == 0)
-        (void)ptmon_unwatch(w); /* a watch the recording does not have: keep the states alike */
+        (void)ptmon_unwatch(&w); /* a watch the recording does not have: keep the states alike */
     free(s);
     return 0;
 }
@@ -328,10 +328,10 @@ static void replay_unwatch(struct replay *r, const ptmon_trace_record *rec)
             diverge(r, "ptmon_unwatch of watch %u, which the replay does not have", id);
         return;
     }
-    rc = ptmon_unwatch(r->slots[id]->w);
+    rc = ptmon_unwatch(&r->slots[id]->w);
     r->slots[id]->w = NULL;
     if (rc != rec->u.unwatch.rc)
-        diverge(r, "ptmon_unwatch(watch %u) returned %d, recorded %d", id, rc, rec->u.unwatch.rc);
+        diverge(r, "ptmon_unwatch(&watch %u) returned %d, recorded %d", id, rc, rec->u.unwatch.rc);
 }
 
 static int replay_event(struct replay *r, const ptmon_trace_record *rec)
