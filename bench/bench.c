@@ -1,5 +1,6 @@
 /*
- * bench.c — ptmon's speed and memory on the fake guest, workloads W1–W10 of the benchmark issue.
+ * bench.c — ptmon's speed and memory on the fake guest, workloads W1–W10 of the benchmark issue,
+ * W11–W12 of the correctness issue (one waiting watch).
  *
  * Every event workload runs twice on identical guests: once with ptmon handling the events and
  * once with an empty handler (the fake guest's own delivery cost); ptmon's share is the
@@ -368,6 +369,76 @@ static void events(struct bench *b, const char *id, enum ptmon_paging_mode mode,
                               fake, target, cb_per_event, "callbacks/event", 0, (double)nev});
 }
 
+/* ---- W11, W12: irrelevant writes while one watch waits ----------------------------------- */
+
+/*
+ * One watch whose placement stays incomplete must not make every event cost O(watches) (issue
+ * 13, V4). Layout: @p nw watches on contiguous VAs of address space A, and a watch X in
+ * address space B whose PDE points at A's first page table. B's PDE is then re-pointed at a new
+ * table while the table cap (max_tables, exactly what the layout needs) is reached: X cannot be
+ * placed and waits, for good. Measured: writes to unwatched PTEs of a watched table, as in W2.
+ */
+static void waiting(struct bench *b, const char *id, uint64_t nw, const char *what)
+{
+    const uint64_t extra = 64, va0 = BASE_VA;
+    uint64_t nev = b->o.smoke ? 20000 : 1000000;
+    double t[2][MAX_REPS];
+
+    for (int with_ptmon = 0; with_ptmon < 2; with_ptmon++) {
+        for (int r = 0; r < b->o.reps; r++) {
+            struct guest g;
+            ptmon_config pc = PTMON_CONFIG_INIT;
+            ptmon_stats st;
+            ptmon_finding f;
+            struct ptmon_watch *x = NULL, *x0 = NULL;
+            uint64_t cr3_b, pt0, seed = 0x9e3779b97f4a7c15ull, table2;
+            guest_init(&g, PTMON_MODE_4LEVEL, 512 * MIB);
+            map_range(&g, g.cr3, va0, nw + extra);
+            ok("root B", ptmon_fake_new_root(g.fake, &cr3_b));
+            map_range(&g, cr3_b, va0 + 2 * MIB, 1); /* B's upper tables */
+            pt0 = pte_gpa(&g, va0) & ~0xfffull;
+            ok("link", ptmon_fake_link(g.fake, cr3_b, va0, 2, pt0, RWU));
+            /* a dry run counts the tables the layout needs; the real instance gets that cap */
+            struct ptmon_watch **w = watch_range(&g, g.cr3, va0, nw);
+            ok("watch X", ptmon_watch(g.pm, cr3_b, va0 + 5 * 4096, 0, count_cb, &g, &x0));
+            ok("stats", ptmon_get_stats(g.pm, &st));
+            free(w);
+            ptmon_destroy(g.pm);
+            pc.paging = ptmon_fake_get_config(g.fake)->paging;
+            pc.max_tables = st.tables;
+            ok("ptmon", ptmon_create(ptmon_fake_glue(g.fake), &pc, &g.pm));
+            ptmon_fake_set_handler(g.fake, deliver, g.pm);
+            w = watch_range(&g, g.cr3, va0, nw);
+            ok("watch X", ptmon_watch(g.pm, cr3_b, va0 + 5 * 4096, 0, count_cb, &g, &x));
+            table2 = guest_frame(&g);
+            ok("repoint", ptmon_fake_set_entry(g.fake, cr3_b, va0, 2, table2 | RWU | PTMON_PTE_P));
+            if (ptmon_check(g.pm, &f, 1) != 1 || f.kind != PTMON_FINDING_STALE_RECORD)
+                die("W11: the watch in B does not wait", PTMON_EIO);
+            uint64_t *gpas = malloc(extra * sizeof(*gpas));
+            if (!gpas)
+                die("malloc", PTMON_ENOMEM);
+            for (uint64_t i = 0; i < extra; i++)
+                gpas[i] = pte_gpa(&g, va0 + (nw + i) * 4096);
+            if (!with_ptmon)
+                ptmon_fake_set_handler(g.fake, empty_handler, NULL);
+            uint64_t f1 = guest_frame(&g);
+            double t0 = now_ns();
+            for (uint64_t e = 0; e < nev; e++) {
+                uint64_t i = rnd(&seed) % extra;
+                uint64_t value = (e & 1 ? f1 : f1 + 4096) | RWU | PTMON_PTE_P;
+                ok("store", ptmon_fake_store_int(g.fake, 0, gpas[i], value, 8));
+            }
+            t[with_ptmon][r] = (now_ns() - t0) / (double)nev;
+            free(gpas);
+            free(w);
+            guest_fini(&g);
+        }
+    }
+    double fake = median(t[0], b->o.reps), total = median(t[1], b->o.reps);
+    record(b, (struct result){id, "4-level", what, "ns/event", total - fake, fake, 0, -1, NULL, 0,
+                              (double)nev});
+}
+
 /* ---- W5 (and W10's W5), W6: upper-level changes ------------------------------------------- */
 
 /* A PDE switched between two page tables, 512 watched VAs under it. */
@@ -556,6 +627,10 @@ int main(int argc, char **argv)
         w5(&b, "W10", PTMON_MODE_PAE);
         w5(&b, "W10", PTMON_MODE_32BIT);
     }
+    if (wanted(&b, "W11"))
+        waiting(&b, "W11", 10000, "irrelevant write, 10k watches, one waiting");
+    if (wanted(&b, "W12"))
+        waiting(&b, "W12", 100000, "irrelevant write, 100k watches, one waiting");
     print_table(&b);
     if (b.o.json)
         write_json(&b, b.o.json);

@@ -40,3 +40,5 @@ count W4 ptmon_handle_event
 count W5 ptmon_handle_event
 count W6 ptmon_handle_event
 count W7 ptmon_unwatch ptmon_commit
+count W11 ptmon_handle_event
+count W12 ptmon_handle_event

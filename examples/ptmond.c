@@ -547,6 +547,26 @@ static int attach(struct app *app, ptmon_xen **x)
     return 0;
 }
 
+/* The paging ptmon uses, and where the width came from: it decides which entries are
+ * reserved-bit faults rather than translations. */
+static void say_paging(ptmon_xen *x, const ptmon *pm)
+{
+    const ptmon_glue *g = ptmon_xen_glue(x);
+    ptmon_paging pg = ptmon_get_paging(pm);
+    unsigned bits;
+    int rc = g->get_maxphyaddr(g->backend, &bits);
+
+    if (rc == 0)
+        fprintf(stderr, "ptmond: guest paging %s, MAXPHYADDR %u (the domain's CPUID policy)\n",
+                ptmon_paging_mode_name(pg.mode), pg.maxphyaddr);
+    else
+        fprintf(stderr,
+                "ptmond: guest paging %s, MAXPHYADDR %u assumed: the domain's CPUID policy cannot "
+                "be read (%s); entries with address bits above the real width are taken as "
+                "present\n",
+                ptmon_paging_mode_name(pg.mode), pg.maxphyaddr, ptmon_strerror(rc));
+}
+
 static int create_instance(struct app *app, ptmon_xen *x, ptmon **pm, const char *note)
 {
     ptmon_config cfg = PTMON_CONFIG_INIT;
@@ -577,6 +597,7 @@ static int run(struct app *app, const char *note)
     ptmon_xen_on_frame(x, on_frame, app);
     rc = create_instance(app, x, &pm, note);
     if (rc == 0) {
+        say_paging(x, pm);
         ptmon_xen_set_instance(x, pm);
         if (!app->o.have_cr3 && app->o.cpuid_leaf < 0) {
             ptmon_vcpu_regs r;

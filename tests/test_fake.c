@@ -1603,6 +1603,13 @@ static int call_op(ptmon_fake *fake, enum ptmon_fake_op op, unsigned serial)
         g->realloc(b, p, 16, 0);
         return 0;
     }
+    case PTMON_FAKE_OP_GET_MAXPHYADDR: {
+        unsigned bits = 0;
+        int rc = g->get_maxphyaddr(b, &bits);
+        if (rc < 0)
+            return rc;
+        return bits >= 32 && bits <= 52 ? 0 : PTMON_EIO;
+    }
     default:
         fail_msg("unknown op %d", (int)op);
         return PTMON_EINVAL;
@@ -1644,7 +1651,7 @@ static void op_name_gives_each_operation_its_name(void **state)
     static const char *const names[PTMON_FAKE_OP_COUNT] = {
         "read_gpa",      "get_access", "set_access", "set_access_batch",
         "emulate_write", "pause",      "resume",     "flush",
-        "get_vcpu_regs", "log",        "alloc",
+        "get_vcpu_regs", "log",        "alloc",      "get_maxphyaddr",
     };
     for (unsigned op = 0; op < PTMON_FAKE_OP_COUNT; op++)
         assert_string_equal(ptmon_fake_op_name((enum ptmon_fake_op)op), names[op]);

@@ -36,12 +36,19 @@ typedef struct ptmon_vcpu_regs {
     uint64_t cr0, cr3, cr4, efer;
 } ptmon_vcpu_regs;
 
-#define PTMON_GLUE_VERSION 1
+#define PTMON_GLUE_VERSION 2
 
 /**
  * The backend contract. Every callback receives `backend` as its first argument and returns
  * 0 or a negative PTMON_E* code unless stated otherwise. A backend must never call back into
  * the same ptmon instance from inside a callback.
+ *
+ * Errors of read_gpa, get_access, set_access, set_access_batch, flush and emulate_write: exactly
+ * PTMON_ERANGE for anything outside guest RAM; PTMON_EIO, PTMON_ENOMEM or PTMON_EBUSY for a
+ * failure that may pass (ptmon retries at a later commit); PTMON_ENOTSUP from set_access,
+ * set_access_batch or emulate_write for a change the backend cannot make. Anything else (a
+ * plain -1, which is PTMON_EINVAL; an errno; a positive value) breaks the contract: ptmon logs
+ * it once per member and takes it as PTMON_EIO. ptmon_glue_check() below finds such answers.
  */
 typedef struct ptmon_glue {
     /* ---- version 1 ------------------------------------------------------------------ */
@@ -130,12 +137,26 @@ typedef struct ptmon_glue {
      * (leaving @p ptr untouched). Lets tests inject allocation failures.
      */
     void *(*realloc)(void *backend, void *ptr, size_t old_size, size_t new_size);
+
+    /* ---- version 2 ------------------------------------------------------------------ */
+
+    /**
+     * OPTIONAL, but every backend that can should set it. Store in @p bits the guest's
+     * physical-address width, MAXPHYADDR, 32..52: what the guest's CPUID leaf 0x80000008
+     * reports in EAX[7:0] (36 when the guest has no such leaf).
+     * Called by: ptmon_create(), when the configuration leaves paging.maxphyaddr 0.
+     * Why: address bits above the width are reserved; the CPU faults on an entry that sets
+     * them, and ptmon must not report such an entry as a present translation. Without this
+     * member ptmon assumes 52 bits and logs a warning.
+     */
+    int (*get_maxphyaddr)(void *backend, unsigned *bits);
 } ptmon_glue;
 
 /** Initialiser: the current version, every callback absent. */
-#define PTMON_GLUE_INIT                                                                            \
-    {                                                                                              \
-        PTMON_GLUE_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+#define PTMON_GLUE_INIT                                                                       \
+    {                                                                                         \
+        PTMON_GLUE_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+            NULL, NULL                                                                        \
     }
 
 /**
@@ -157,6 +178,56 @@ typedef struct ptmon_glue {
  *         range leaves its frame, unknown access or delivery).
  */
 PTMON_EXTERN int ptmon_handle_event(ptmon *pm, const ptmon_mem_event *ev);
+
+/* ===================================================================================== */
+/* Glue conformance check                                                                */
+/* ===================================================================================== */
+
+#define PTMON_GLUE_CHECK_VERSION 1
+
+/**
+ * Where ptmon_glue_check() may look and touch. Initialise with PTMON_GLUE_CHECK_INIT.
+ * Run the check on a guest that is paused (or not yet started), or with @ref scratch_gfn a frame
+ * nothing else uses: it reads, changes and restores that frame's contents and rights.
+ */
+typedef struct ptmon_glue_check_config {
+    unsigned version;     /**< PTMON_GLUE_CHECK_VERSION */
+    uint64_t scratch_gfn; /**< a frame inside guest RAM the check may read, write and restrict
+                               (its bytes and rights are put back) */
+    uint64_t outside_gfn; /**< a frame outside guest RAM (MMIO hole or above the top) */
+    uint32_t vcpu;        /**< the vCPU emulate_write and get_vcpu_regs are asked about */
+} ptmon_glue_check_config;
+
+#define PTMON_GLUE_CHECK_INIT             \
+    {                                     \
+        PTMON_GLUE_CHECK_VERSION, 0, 0, 0 \
+    }
+
+/**
+ * Check that a backend's glue keeps the contract this header states, the way SQLite's test VFS
+ * lets VFS authors test theirs: run it once against a real guest (or the backend's own test
+ * double) before trusting the backend with ptmon.
+ *
+ * It checks, each as one named check with a line of @p report:
+ * the glue imports (version, required members, pause/resume paired); read_gpa inside RAM
+ * (whole frame, single entries, the last byte) and PTMON_ERANGE outside it; get_access and
+ * set_access give PTMON_ERANGE outside RAM; rights round-trip (a removed write right reads back
+ * removed, the saved rights restore exactly, backend bits included);
+ * set_access_batch applies what it says it applied; flush succeeds; emulate_write with bytes
+ * writes them, reports what memory holds and raises no event; get_vcpu_regs and get_maxphyaddr
+ * answer in range; every error is a PTMON_E* code this header defines (a plain -1 or an errno
+ * is reported as a failure, naming the member and the value).
+ *
+ * @param glue    the backend's glue, as it would be given to ptmon_create()
+ * @param config  what the check may touch (PTMON_GLUE_CHECK_INIT, then the frames)
+ * @param report  called with one line per check ("ok ..." or "FAIL ..."), may be NULL
+ * @param ctx     passed to @p report
+ * @return the number of failed checks (0: the glue conforms), or PTMON_EINVAL (NULL glue or
+ *         config, unknown config version, @p scratch_gfn == @p outside_gfn).
+ */
+PTMON_EXTERN int ptmon_glue_check(const struct ptmon_glue *glue,
+                                  const ptmon_glue_check_config *config, ptmon_write_fn report,
+                                  void *ctx);
 
 #ifdef __cplusplus
 }

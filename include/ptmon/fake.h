@@ -72,6 +72,7 @@ enum ptmon_fake_op {
     PTMON_FAKE_OP_GET_VCPU_REGS,
     PTMON_FAKE_OP_LOG,
     PTMON_FAKE_OP_ALLOC, /**< realloc calls that allocate or grow (not frees) */
+    PTMON_FAKE_OP_GET_MAXPHYADDR,
     PTMON_FAKE_OP_COUNT
 };
 

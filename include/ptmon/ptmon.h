@@ -133,8 +133,9 @@ enum ptmon_paging_flags {
 typedef struct ptmon_paging {
     enum ptmon_paging_mode mode;
     unsigned flags; /**< PTMON_PAGING_* */
-    unsigned
-        maxphyaddr; /**< physical-address width in bits, 32..52 (CPUID 0x80000008); 0 means 52 */
+    /** physical-address width in bits, 32..52 (CPUID 0x80000008). 0: in ptmon_config, ask the
+     *  backend (see ptmon_config.paging); for ptmon_paging_from_regs, 52 */
+    unsigned maxphyaddr;
 } ptmon_paging;
 
 /**
@@ -227,8 +228,10 @@ struct ptmon_trace_sink;
  *  Members are only ever appended; a caller's older version gets defaults for the rest. */
 typedef struct ptmon_config {
     unsigned version; /**< PTMON_CONFIG_VERSION (any value from 1 to it is accepted) */
-    /** The guest's paging. PTMON_MODE_AUTO asks the backend (get_vcpu_regs of vCPU 0,
-     *  maxphyaddr taken from here). */
+    /** The guest's paging. PTMON_MODE_AUTO asks the backend (get_vcpu_regs of vCPU 0; flags
+     *  must then be 0). maxphyaddr 0 asks the backend too (glue get_maxphyaddr: the guest's
+     *  CPUID), or means 52 with a warning for a backend that cannot say. Flags the mode has no
+     *  use for (PSE outside 32-bit paging, NXE in it) are refused. */
     ptmon_paging paging;
 
     /* ---- version 2 ---- */
@@ -265,7 +268,8 @@ typedef struct ptmon_config {
  * @param glue    the backend's callbacks (see <ptmon/backend.h>)
  * @param config  configuration, or NULL for PTMON_CONFIG_INIT
  * @param[out] out the new instance; set to NULL on failure
- * @return 0; PTMON_EINVAL (NULL argument, bad paging values), PTMON_EVERSION (glue or config
+ * @return 0; PTMON_EINVAL (NULL argument, bad paging values: named in a debug log line),
+ *         PTMON_EVERSION (glue or config
  *         version 0 or newer than this library), PTMON_ENOCALLBACK (a required glue member is
  *         NULL, or PTMON_MODE_AUTO without get_vcpu_regs), PTMON_ENOTSUP (paging is off),
  *         PTMON_ENOMEM, or the error of get_vcpu_regs.
@@ -510,6 +514,9 @@ enum ptmon_finding_kind {
     PTMON_FINDING_UNPROTECTED,      /**< a frame holding watched entries is not write-protected */
     PTMON_FINDING_STRAY,            /**< a node, table or frame is used by no live watch */
     PTMON_FINDING_CACHE, /**< a node's cached entry differs from memory (monitored bits) */
+    /** an entry ptmon watches cannot be read (a backend error): the watches through it wait,
+     *  keeping what they were last told, until a read succeeds */
+    PTMON_FINDING_UNREADABLE,
 };
 
 /** One problem ptmon_check found. */
@@ -524,9 +531,11 @@ typedef struct ptmon_finding {
 /**
  * Check the engine against guest memory: re-walk every watch and compare with its record;
  * verify reference counts, that exactly the frames holding watched entries are write-protected,
- * and that nothing unreachable is kept.
+ * and that nothing unreachable is kept. An entry the backend cannot read is a finding
+ * (PTMON_FINDING_UNREADABLE), not an error of the check.
  * @param out, max  caller-owned array for up to @p max findings (may be NULL, 0)
- * @return the number of findings (0: all good; may exceed @p max), or a negative error.
+ * @return the number of findings (0: all good; may exceed @p max), or a negative error
+ *         (PTMON_EINVAL, PTMON_ENOMEM).
  */
 PTMON_EXTERN int ptmon_check(ptmon *pm, ptmon_finding *out, size_t max);
 

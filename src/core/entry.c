@@ -76,7 +76,7 @@ int entry_read(ptmon *pm, uint64_t gpa, uint64_t *value)
         *value = load_le(pw->bytes + (gpa - pw->gpa), size);
         return 0;
     }
-    rc = glue_read_gpa(&pm->glue, gpa, buf, size);
+    rc = glue_read_gpa(pm, gpa, buf, size);
     if (rc < 0)
         return rc;
     if (pw->bytes && gpa < pw->gpa + pw->size && pw->gpa < gpa + size)
@@ -141,7 +141,7 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
         return 0;
     }
     if (pm->max_nodes && pm->stats.nodes >= pm->max_nodes)
-        return PTMON_ELIMIT;
+        return table_cap_reached(pm, gpa >> 12);
     rc = table_get(pm, gpa >> 12, &t); /* protect first ... */
     if (rc < 0)
         return rc;
@@ -170,21 +170,41 @@ int entry_get(ptmon *pm, uint64_t gpa, unsigned level, struct entry **out)
     return 0;
 }
 
+/* Tables holding unread nodes are listed, so that a commit reads again in proportion to what
+ * failed, not to every table the instance watches. */
 void entry_mark_unread(ptmon *pm, struct entry *e)
 {
+    struct table *t = e->table;
+
     if (e->unread)
         return;
     e->unread = 1;
-    e->table->unread++;
+    if (t->unread++ == 0) {
+        t->unread_prev = NULL;
+        t->unread_next = pm->unread_tables;
+        if (pm->unread_tables)
+            pm->unread_tables->unread_prev = t;
+        pm->unread_tables = t;
+    }
     pm->unread++;
 }
 
 void entry_mark_read(ptmon *pm, struct entry *e)
 {
+    struct table *t = e->table;
+
     if (!e->unread)
         return;
     e->unread = 0;
-    e->table->unread--;
+    if (--t->unread == 0) {
+        if (t->unread_prev)
+            t->unread_prev->unread_next = t->unread_next;
+        else
+            pm->unread_tables = t->unread_next;
+        if (t->unread_next)
+            t->unread_next->unread_prev = t->unread_prev;
+        t->unread_prev = t->unread_next = NULL;
+    }
     pm->unread--;
 }
 
@@ -211,4 +231,5 @@ void entry_put(ptmon *pm, struct entry *e)
     table_unlink(pm, e->table, entry_slot(pm, e->gpa), e);
     entry_free(pm, e);
     pm->stats.nodes--;
+    pm->room_epoch += pm->max_nodes != 0; /* room only counts under a cap */
 }

@@ -9,14 +9,19 @@
 #include "core/trace.h"
 #include "core/watch.h"
 
-static int event_valid(const ptmon_mem_event *ev)
+/* @return what is wrong with @p ev, or NULL if nothing is. */
+static const char *event_invalid(const ptmon_mem_event *ev)
 {
-    if (ev->size == 0 || ev->size > 4096 - (ev->gpa & 0xfff))
-        return 0;
+    if (ev->size == 0)
+        return "ev->size is 0";
+    if (ev->size > 4096 - (ev->gpa & 0xfff))
+        return "the range [ev->gpa, ev->gpa + ev->size) leaves its 4 KiB frame";
     if (ev->access != PTMON_ACCESS_R && ev->access != PTMON_ACCESS_W &&
         ev->access != PTMON_ACCESS_X)
-        return 0;
-    return ev->delivery == PTMON_DELIVERY_PRE || ev->delivery == PTMON_DELIVERY_POST;
+        return "ev->access is not exactly one of PTMON_ACCESS_R, _W, _X";
+    if (ev->delivery != PTMON_DELIVERY_PRE && ev->delivery != PTMON_DELIVERY_POST)
+        return "ev->delivery is neither PTMON_DELIVERY_PRE nor _POST";
+    return NULL;
 }
 
 /*
@@ -30,14 +35,14 @@ static int settle_pending_write(ptmon *pm, const ptmon_mem_event *ev, int action
     int rc;
 
     if (ev->access != PTMON_ACCESS_W || ev->delivery != PTMON_DELIVERY_PRE ||
-        action != PTMON_ACTION_ALLOW || pm->reads_held || !(pm->unread || pm->incomplete))
+        action != PTMON_ACTION_ALLOW || pm->reads_held || !(pm->unread || watch_retries_due(pm)))
         return action;
     if (ev->bytes) {
         pm->pending = pending_write_of(ev);
         return action;
     }
     if (pm->glue.emulate_write) {
-        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
+        rc = glue_emulate_write(pm, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
         if (rc == 0)
             return PTMON_ACTION_EMULATED;
         glue_log(&pm->glue, PTMON_LOG_WARN, "write of unknown bytes at 0x%llx: %s; commit deferred",
@@ -52,8 +57,10 @@ static int handle_event(ptmon *pm, const ptmon_mem_event *ev)
     struct frame *f;
     int action, rc;
 
-    if (!event_valid(ev))
-        return PTMON_EINVAL;
+    const char *why = event_invalid(ev);
+
+    if (why)
+        return glue_misuse(&pm->glue, "ptmon_handle_event", why);
     if (pm->unread)
         watch_before_event(pm, ev);
     f = frame_find(pm, ev->gpa >> 12);

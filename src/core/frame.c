@@ -50,7 +50,7 @@ static int frame_create(ptmon *pm, uint64_t gfn, struct frame **out)
     uint32_t saved;
     int rc;
 
-    rc = glue_get_access(&pm->glue, gfn, &saved);
+    rc = glue_get_access(pm, gfn, &saved);
     if (rc < 0)
         return rc;
     f = glue_alloc(&pm->glue, sizeof(*f));
@@ -102,7 +102,7 @@ int frame_acquire(ptmon *pm, uint64_t gfn, unsigned rights, struct frame **out)
     }
     want = f->removed | remove;
     if (want != f->removed) {
-        rc = glue_set_access(&pm->glue, gfn, frame_target_access(f, want));
+        rc = glue_set_access(pm, gfn, frame_target_access(f, want));
         if (rc < 0) {
             if (created)
                 frame_free(pm, f);
@@ -156,9 +156,16 @@ int ptmon_hook_gpa(ptmon *pm, uint64_t gpa, uint32_t len, uint32_t access, ptmon
 
     if (out)
         *out = NULL;
-    if (!pm || !fn || !out || len == 0 || len > 4096 - (gpa & 0xfff) || !(access & ACCESS_BITS) ||
-        (access & ~(uint32_t)ACCESS_BITS))
+    if (!pm)
         return PTMON_EINVAL;
+    if (!fn || !out)
+        return glue_misuse(&pm->glue, "ptmon_hook_gpa", !fn ? "fn is NULL" : "out is NULL");
+    if (len == 0 || len > 4096 - (gpa & 0xfff))
+        return glue_misuse(&pm->glue, "ptmon_hook_gpa",
+                           "[gpa, gpa + len) is empty or leaves its 4 KiB frame");
+    if (!(access & ACCESS_BITS) || (access & ~(uint32_t)ACCESS_BITS))
+        return glue_misuse(&pm->glue, "ptmon_hook_gpa",
+                           "access must be PTMON_ACCESS_R/W/X bits, at least one");
     if (pm->trace)
         trace_hook(pm->trace);
     h = glue_alloc(&pm->glue, sizeof(*h));
@@ -190,8 +197,10 @@ int ptmon_unhook(ptmon_hook **hook)
 {
     ptmon_hook *h;
 
-    if (!hook || !*hook || (*hook)->dead)
+    if (!hook || !*hook)
         return PTMON_EINVAL;
+    if ((*hook)->dead) /* a copy of the handle, still allocated until the event ends */
+        return glue_misuse(&(*hook)->pm->glue, "ptmon_unhook", "the hook is already removed");
     h = *hook;
     *hook = NULL; /* the handle dies here: a second call through it is a clean EINVAL */
     if (h->pm->trace)
@@ -229,7 +238,7 @@ static int frame_apply_batch(ptmon *pm, struct frame **fs, size_t n)
         gfns[i] = fs[i]->gfn;
         access[i] = frame_target_access(fs[i], frame_needed(fs[i]));
     }
-    rc = glue_set_access_many(&pm->glue, gfns, access, n, &done);
+    rc = glue_set_access_many(pm, gfns, access, n, &done);
     if (done)
         pm->flush_pending = 1;
     for (size_t i = 0; i < n; i++) {
@@ -287,7 +296,7 @@ void frame_destroy_all(ptmon *pm)
         struct frame *f = v;
         struct ptmon_hook *h = f->hooks, *next;
         /* Best effort: a backend that fails here leaves the frame restricted; say so. */
-        if (f->removed && glue_set_access(&pm->glue, f->gfn, f->saved_access) < 0)
+        if (f->removed && glue_set_access(pm, f->gfn, f->saved_access) < 0)
             glue_log(&pm->glue, PTMON_LOG_ERROR,
                      "destroy: could not restore the rights of frame 0x%llx",
                      (unsigned long long)f->gfn);

@@ -42,8 +42,7 @@ static void finding(struct findings *fs, enum ptmon_finding_kind kind, const str
 
 static int check_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 {
-    const ptmon *pm = ctx;
-    return glue_read_gpa(&pm->glue, gpa, buf, len);
+    return glue_read_gpa(ctx, gpa, buf, len);
 }
 
 /* The walker's view of a VA, in the form of a watch record. */
@@ -77,12 +76,14 @@ static int check_watches(ptmon *pm, struct findings *fs, struct map *expected)
 {
     unsigned top = ptmon_paging_levels(pm->paging.mode);
 
-    for (struct ptmon_watch *w = pm->watches; w; w = w->all_next) {
+    for (struct ptmon_watch *w = watch_first(pm); w; w = watch_next(pm, w)) {
         ptmon_translation t;
         int rc = fresh_translation(pm, w, &t);
         if (rc < 0)
-            return rc;
-        if (w->incomplete)
+            finding(fs, PTMON_FINDING_UNREADABLE, w, 0, 0,
+                    "watch va=0x%llx: its path cannot be read (%s)", (unsigned long long)w->va,
+                    ptmon_strerror(rc));
+        else if (w->incomplete)
             finding(fs, PTMON_FINDING_STALE_RECORD, w, 0, w->depth,
                     "watch va=0x%llx: placement incomplete (an error stopped it)",
                     (unsigned long long)w->va);
@@ -114,11 +115,20 @@ static void check_node(ptmon *pm, struct findings *fs, struct map *expected, str
     if (!want)
         finding(fs, PTMON_FINDING_STRAY, NULL, e->gpa, e->level,
                 "node 0x%llx L%u is used by no live watch", (unsigned long long)e->gpa, e->level);
-    if (entry_read(pm, e->gpa, &value) == 0 && ((value ^ e->value) & ~AD_BITS))
+    int rc = entry_read(pm, e->gpa, &value);
+
+    if (rc < 0)
+        finding(fs, PTMON_FINDING_UNREADABLE, NULL, e->gpa, e->level,
+                "node 0x%llx L%u cannot be read (%s): its watches wait", (unsigned long long)e->gpa,
+                e->level, ptmon_strerror(rc));
+    else if (e->unread)
+        finding(fs, PTMON_FINDING_UNREADABLE, NULL, e->gpa, e->level,
+                "node 0x%llx L%u unread (its last read failed): its watches wait for a commit",
+                (unsigned long long)e->gpa, e->level);
+    else if ((value ^ e->value) & ~AD_BITS)
         finding(fs, PTMON_FINDING_CACHE, NULL, e->gpa, e->level,
-                "node 0x%llx L%u caches 0x%llx, memory holds 0x%llx%s", (unsigned long long)e->gpa,
-                e->level, (unsigned long long)e->value, (unsigned long long)value,
-                e->unread ? " (unread: a commit reads it again)" : "");
+                "node 0x%llx L%u caches 0x%llx, memory holds 0x%llx", (unsigned long long)e->gpa,
+                e->level, (unsigned long long)e->value, (unsigned long long)value);
     fs->unread += e->unread;
     for (struct ptmon_watch *w = e->parked_head; w; w = w->park_next)
         if (w->dead || w->path[w->depth] != e)
@@ -137,7 +147,7 @@ static void check_frame(ptmon *pm, struct findings *fs, struct map *expected, st
             finding(fs, PTMON_FINDING_UNPROTECTED, NULL, f->gfn << 12, 0,
                     "table frame 0x%llx is not write-protected by ptmon",
                     (unsigned long long)f->gfn);
-        else if (glue_get_access(&pm->glue, f->gfn, &access) == 0 && (access & PTMON_ACCESS_W))
+        else if (glue_get_access(pm, f->gfn, &access) == 0 && (access & PTMON_ACCESS_W))
             finding(fs, PTMON_FINDING_UNPROTECTED, NULL, f->gfn << 12, 0,
                     "table frame 0x%llx is writable in the backend", (unsigned long long)f->gfn);
         if (!f->table->count)
@@ -248,7 +258,7 @@ static void dump_text(const ptmon *pm, ptmon_write_fn write, void *ctx)
     emit(write, ctx, "ptmon %s paging: %llu watches, %llu nodes\n",
          ptmon_paging_mode_name(pm->paging.mode), (unsigned long long)pm->stats.watches,
          (unsigned long long)pm->stats.nodes);
-    for (const struct ptmon_watch *w = pm->watches; w; w = w->all_next)
+    for (const struct ptmon_watch *w = watch_first(pm); w; w = watch_next(pm, w))
         emit(write, ctx,
              "watch cr3=0x%llx va=0x%llx: %s L%u entry=0x%llx frame=0x%llx size=0x%llx rights=%u\n",
              (unsigned long long)w->cr3, (unsigned long long)w->va,
@@ -274,7 +284,7 @@ static void dump_dot(const ptmon *pm, ptmon_write_fn write, void *ctx)
     /* strict: paths sharing a prefix emit the same edge more than once; Graphviz merges them */
     emit(write, ctx,
          "strict digraph ptmon {\n  rankdir=LR;\n  node [shape=box, fontname=monospace];\n");
-    for (const struct ptmon_watch *w = pm->watches; w; w = w->all_next) {
+    for (const struct ptmon_watch *w = watch_first(pm); w; w = watch_next(pm, w)) {
         emit(write, ctx, "  w%p [shape=ellipse, label=\"va 0x%llx\\ncr3 0x%llx\\n%s\"];\n",
              (const void *)w, (unsigned long long)w->va, (unsigned long long)w->cr3,
              ptmon_walk_status_name(w->rec.status));

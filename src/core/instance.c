@@ -35,25 +35,76 @@ static int config_import(ptmon_config *dst, const ptmon_config *src)
     return 0;
 }
 
-/* PTMON_MODE_AUTO: read the paging mode off vCPU 0, as the hypervisor reports it. */
+/*
+ * The guest's physical-address width: the caller's, else the backend's (CPUID of the guest), else
+ * the architectural maximum with a warning. An entry setting bits above the real width is a
+ * reserved-bit fault for the CPU; with too wide a width ptmon would report it as present.
+ */
+static int maxphyaddr_resolve(const ptmon_glue *glue, unsigned wanted, unsigned *out)
+{
+    unsigned bits = 0;
+    int rc;
+
+    if (wanted) {
+        *out = wanted;
+        return 0;
+    }
+    /* A backend that cannot say (no member, or it fails: e.g. a monitoring domain not allowed
+     * to read the guest's CPUID policy) must not keep the agent from attaching: the widest
+     * width, and a warning that says what it costs. */
+    rc = glue->get_maxphyaddr ? glue_get_maxphyaddr(glue, &bits) : PTMON_ENOCALLBACK;
+    if (rc == 0 && (bits < 32 || bits > 52))
+        rc = PTMON_EIO;
+    if (rc < 0) {
+        glue_log(glue, PTMON_LOG_WARN,
+                 "the backend does not report the guest's physical-address width (%s%s): "
+                 "assuming 52 bits, so entries with address bits above the real width are taken "
+                 "as present (set ptmon_config.paging.maxphyaddr)",
+                 glue->get_maxphyaddr ? "get_maxphyaddr: " : "no get_maxphyaddr",
+                 glue->get_maxphyaddr ? ptmon_strerror(rc) : "");
+        bits = 52;
+    }
+    *out = bits;
+    return 0;
+}
+
+/* The configured paging with the width resolved; PTMON_MODE_AUTO: the mode read off vCPU 0, as
+ * the hypervisor reports it. */
 static int paging_resolve(const ptmon_glue *glue, const ptmon_paging *want, ptmon_paging *out)
 {
     ptmon_vcpu_regs regs;
+    unsigned width;
     int rc;
 
+    const char *why = NULL;
+
+    if (want->mode == PTMON_MODE_AUTO && want->flags)
+        why = "paging.flags must be 0 with PTMON_MODE_AUTO (they are read off the vCPU)";
+    else if (want->maxphyaddr > 52 || (want->maxphyaddr != 0 && want->maxphyaddr < 32))
+        why = "paging.maxphyaddr must be 0 or 32..52";
+    if (why) {
+        glue_log(glue, PTMON_LOG_DEBUG, "ptmon_create: %s", why);
+        return PTMON_EINVAL;
+    }
+    rc = maxphyaddr_resolve(glue, want->maxphyaddr, &width);
+    if (rc < 0)
+        return rc;
     if (want->mode != PTMON_MODE_AUTO) {
         *out = *want;
+        out->maxphyaddr = width;
     } else {
         rc = glue_get_vcpu_regs(glue, 0, &regs);
         if (rc < 0)
             return rc;
-        rc = ptmon_paging_from_regs(regs.cr0, regs.cr4, regs.efer, want->maxphyaddr, out);
+        rc = ptmon_paging_from_regs(regs.cr0, regs.cr4, regs.efer, width, out);
         if (rc < 0)
             return rc;
     }
-    if (out->maxphyaddr == 0)
-        out->maxphyaddr = 52;
-    return paging_validate(out);
+    rc = paging_validate(out, &why);
+    if (rc < 0)
+        glue_log(glue, PTMON_LOG_DEBUG, "ptmon_create: %s (%s paging)", why,
+                 ptmon_paging_mode_name(out->mode));
+    return rc;
 }
 
 int ptmon_create(const struct ptmon_glue *glue_in, const ptmon_config *config_in, ptmon **out)
@@ -166,7 +217,7 @@ int instance_flush(ptmon *pm)
 
     if (!pm->flush_pending)
         return 0;
-    rc = glue_flush(&pm->glue);
+    rc = glue_flush(pm);
     if (rc < 0) {
         glue_log(&pm->glue, PTMON_LOG_ERROR, "flush of access changes failed: %s (retried)",
                  ptmon_strerror(rc));
@@ -179,7 +230,8 @@ int instance_flush(ptmon *pm)
 int instance_commit_if_idle(ptmon *pm)
 {
     /* The common event leaves nothing to commit: skip the walk through the commit steps. */
-    if (pm->event_depth || !(pm->commit_frames || pm->dead_watches || pm->incomplete || pm->unread))
+    if (pm->event_depth ||
+        !(pm->commit_frames || pm->dead_watches || watch_retries_due(pm) || pm->unread))
         return 0;
     return commit(pm);
 }
@@ -192,8 +244,7 @@ ptmon_paging ptmon_get_paging(const ptmon *pm)
 
 static int instance_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 {
-    const ptmon *pm = ctx;
-    return glue_read_gpa(&pm->glue, gpa, buf, len);
+    return glue_read_gpa(ctx, gpa, buf, len);
 }
 
 int ptmon_translate(ptmon *pm, uint64_t cr3, uint64_t va, ptmon_walk *out)

@@ -48,14 +48,19 @@ struct ptmon {
     unsigned event_depth;        /* > 0 inside ptmon_handle_event: commits are deferred */
     int flush_pending;           /* rights changed since the backend's last flush */
 
-    struct ptmon_watch *watches;       /* live watches (watch.c) */
+    struct ptmon_watch *watches;       /* live watches placed in full (watch.c) */
+    struct ptmon_watch *waiting;       /* live watches whose placement is incomplete */
     struct ptmon_watch *dead_watches;  /* removed, freed at commit */
     struct ptmon_watch *last_placed;   /* the newest live watch, while placed (watch.c) */
     struct ptmon_watch *touched;       /* watches the event in progress touched */
     struct ptmon_watch **touched_tail; /* where the next touched watch is linked */
-    unsigned incomplete;               /* live watches whose placement must be retried */
-    size_t unread;        /* nodes whose slot could not be read: commits read them again */
-    size_t unread_logged; /* pm->unread when a commit last said they are still unread */
+    unsigned incomplete;               /* watches on pm->waiting */
+    unsigned waiting_for_room;         /* of them, those that wait for room under the caps */
+    uint64_t room_epoch;               /* counts frees of nodes and tables (room under the caps) */
+    uint64_t room_epoch_tried;   /* room_epoch when the waiting placements were last retried */
+    size_t unread;               /* nodes whose slot could not be read: commits read them again */
+    struct table *unread_tables; /* the tables holding such nodes (entry.c) */
+    size_t unread_logged;        /* pm->unread when a commit last said they are still unread */
     int reads_held; /* the commit closing this event must not read guest memory: a PRE write of
                        unknown bytes is still to land (event.c) */
     uint64_t next_seq;
@@ -68,9 +73,11 @@ struct ptmon {
     struct trace *trace;       /* the recorder, or NULL (trace_write.c) */
     struct table *table_stock; /* free table records kept for reuse (table.c) */
     unsigned table_stock_count;
+    unsigned glue_misuse_logged; /* bit per glue member whose contract breach was logged */
     struct {
         uint64_t watches, nodes, tables, events, irrelevant, denied, callbacks;
-        uint64_t visits; /* nodes visited collecting the watches of changed nodes */
+        uint64_t visits;  /* nodes visited collecting the watches of changed nodes */
+        uint64_t retries; /* placements of waiting watches tried again */
     } stats;
 };
 
@@ -91,16 +98,22 @@ int glue_import(ptmon_glue *dst, const ptmon_glue *src);
 void *glue_alloc(const ptmon_glue *glue, size_t size);
 void glue_free(const ptmon_glue *glue, void *ptr, size_t size);
 
-int glue_read_gpa(const ptmon_glue *glue, uint64_t gpa, void *buf, size_t len);
 int glue_get_vcpu_regs(const ptmon_glue *glue, uint32_t vcpu, ptmon_vcpu_regs *regs);
-int glue_get_access(const ptmon_glue *glue, uint64_t gfn, uint32_t *access);
-int glue_set_access(const ptmon_glue *glue, uint64_t gfn, uint32_t access);
+int glue_get_maxphyaddr(const ptmon_glue *glue, unsigned *bits);
+
+/* The engine's calls into the backend. Each checks what the backend returns against the
+ * contract of backend.h: a code the member may not return (a plain -1, an errno, a positive
+ * value) is logged once per member and instance, and taken as PTMON_EIO (a failure that is
+ * retried). */
+int glue_read_gpa(ptmon *pm, uint64_t gpa, void *buf, size_t len);
+int glue_get_access(ptmon *pm, uint64_t gfn, uint32_t *access);
+int glue_set_access(ptmon *pm, uint64_t gfn, uint32_t access);
 /* Batched when the backend can, one by one otherwise; *done = leading entries applied. */
-int glue_set_access_many(const ptmon_glue *glue, const uint64_t *gfns, const uint32_t *access,
-                         size_t n, size_t *done);
-int glue_flush(const ptmon_glue *glue);
-int glue_emulate_write(const ptmon_glue *glue, uint32_t vcpu, uint64_t gpa, uint32_t size,
-                       const void *bytes, void *written);
+int glue_set_access_many(ptmon *pm, const uint64_t *gfns, const uint32_t *access, size_t n,
+                         size_t *done);
+int glue_flush(ptmon *pm);
+int glue_emulate_write(ptmon *pm, uint32_t vcpu, uint64_t gpa, uint32_t size, const void *bytes,
+                       void *written);
 
 #if defined(__GNUC__)
 #define PTMON_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -110,9 +123,14 @@ int glue_emulate_write(const ptmon_glue *glue, uint32_t vcpu, uint64_t gpa, uint
 
 void glue_log(const ptmon_glue *glue, int level, const char *fmt, ...) PTMON_PRINTF(3, 4);
 
+/* A caller's misuse of @p call: logged at debug level, naming what is wrong (@p why), so that
+ * PTMON_EINVAL is never left unexplained. @return PTMON_EINVAL. */
+int glue_misuse(const ptmon_glue *glue, const char *call, const char *why);
+
 /* ---- paging.c ---------------------------------------------------------------------------- */
 
-/* @return 0 if @p pg is a complete, usable description (mode 32BIT..5LEVEL, sane maxphyaddr). */
-int paging_validate(const ptmon_paging *pg);
+/* @return 0 if @p pg is a complete, usable description (mode 32BIT..5LEVEL, sane maxphyaddr,
+ * flags the mode has); else the error, with @p why saying what is wrong (a static string). */
+int paging_validate(const ptmon_paging *pg, const char **why);
 
 #endif

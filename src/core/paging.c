@@ -77,15 +77,26 @@ const char *ptmon_paging_mode_name(enum ptmon_paging_mode mode)
     return "?";
 }
 
-int paging_validate(const ptmon_paging *pg)
+int paging_validate(const ptmon_paging *pg, const char **why)
 {
-    if (pg->mode == PTMON_MODE_OFF)
+    static const char *const unused_pse = "PTMON_PAGING_PSE means nothing outside 32-bit paging";
+    static const char *const unused_nxe = "PTMON_PAGING_NXE means nothing in 32-bit paging";
+
+    *why = NULL;
+    if (pg->mode == PTMON_MODE_OFF) {
+        *why = "paging is off: no translation to watch";
         return PTMON_ENOTSUP;
+    }
     if (!ptmon_paging_levels(pg->mode))
-        return PTMON_EINVAL;
-    if (pg->maxphyaddr > 52 || (pg->maxphyaddr != 0 && pg->maxphyaddr < 32))
-        return PTMON_EINVAL;
-    if (pg->flags & ~(unsigned)(PTMON_PAGING_PSE | PTMON_PAGING_NXE))
-        return PTMON_EINVAL;
-    return 0;
+        *why = "paging.mode is not a paging mode";
+    else if (pg->maxphyaddr > 52 || (pg->maxphyaddr != 0 && pg->maxphyaddr < 32))
+        *why = "paging.maxphyaddr must be 0 or 32..52";
+    else if (pg->flags & ~(unsigned)(PTMON_PAGING_PSE | PTMON_PAGING_NXE))
+        *why = "paging.flags has unknown bits";
+    /* Refused rather than ignored: a caller who sets them believes they change something. */
+    else if ((pg->flags & PTMON_PAGING_PSE) && pg->mode != PTMON_MODE_32BIT)
+        *why = unused_pse;
+    else if ((pg->flags & PTMON_PAGING_NXE) && pg->mode == PTMON_MODE_32BIT)
+        *why = unused_nxe;
+    return *why ? PTMON_EINVAL : 0;
 }

@@ -75,6 +75,7 @@ static struct table *table_alloc(ptmon *pm)
 static void table_free(ptmon *pm, struct table *t)
 {
     pm->stats.tables--;
+    pm->room_epoch += pm->max_tables != 0; /* room only counts under a cap */
     if (pm->table_stock_count < TABLE_STOCK_MAX) {
         t->frame = (struct frame *)pm->table_stock; /* the stock's link */
         pm->table_stock = t;
@@ -104,6 +105,15 @@ size_t table_stock_bytes(const ptmon *pm)
     return bytes;
 }
 
+int table_cap_reached(ptmon *pm, uint64_t gfn)
+{
+    uint32_t access;
+
+    if (frame_find(pm, gfn))
+        return PTMON_ELIMIT; /* a frame ptmon holds is in RAM */
+    return glue_get_access(pm, gfn, &access) == PTMON_ERANGE ? PTMON_ERANGE : PTMON_ELIMIT;
+}
+
 int table_get(ptmon *pm, uint64_t gfn, struct table **out)
 {
     struct frame *f = frame_find(pm, gfn);
@@ -115,7 +125,7 @@ int table_get(ptmon *pm, uint64_t gfn, struct table **out)
         return 0;
     }
     if (pm->max_tables && pm->stats.tables >= pm->max_tables)
-        return PTMON_ELIMIT;
+        return table_cap_reached(pm, gfn);
     t = table_alloc(pm);
     if (!t)
         return PTMON_ENOMEM;

@@ -27,8 +27,9 @@ struct table {
     uint32_t capacity; /* of chains (nslots when dense) */
     uint16_t nslots;   /* entries per table: 512, or 1024 in 32-bit paging */
     uint8_t dense;
-    uint16_t unread;   /* nodes on its slots marked unread (entry_mark_unread) */
-    uint64_t bitmap[]; /* nslots / 64 words */
+    uint16_t unread; /* nodes on its slots marked unread (entry_mark_unread) */
+    struct table *unread_prev, *unread_next; /* on pm->unread_tables while unread > 0 */
+    uint64_t bitmap[];                       /* nslots / 64 words */
 };
 
 /** Advance @p slot to the next watched slot at or after it. @return 0 when there is none.
@@ -60,6 +61,13 @@ struct entry *table_slot_chain(const struct table *t, unsigned slot);
  * backend's error; nothing changed on error.
  */
 int table_get(ptmon *pm, uint64_t gfn, struct table **out);
+
+/**
+ * A cap (max_tables, max_nodes) leaves no room for a record of frame @p gfn. @return
+ * PTMON_ERANGE if the frame is not in guest RAM: a walk stops at the pointer to it and needs no
+ * record, so the cap must not make that watch wait; PTMON_ELIMIT otherwise.
+ */
+int table_cap_reached(ptmon *pm, uint64_t gfn);
 
 /** Put @p node first on @p slot's chain. @return 0 or PTMON_ENOMEM (nothing changed). */
 int table_link(ptmon *pm, struct table *t, unsigned slot, struct entry *node);

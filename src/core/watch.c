@@ -44,7 +44,9 @@ void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translati
         out->entry = e->value;
         if (e->kind == PT_TABLE && level == w->depth) {
             /* the deepest node points to a table ptmon could not protect: outside RAM, and the
-             * walk stops at this pointer (it adds no rights, like any entry mapping nothing) */
+             * walk stops at this pointer (it adds no rights, like any entry mapping nothing).
+             * An incomplete watch stops at a pointer too, but its record is not computed until
+             * its placement completes (deliver skips it, ptmon_check names it). */
             out->status = PTMON_WALK_OUTSIDE_RAM;
             break;
         }
@@ -225,20 +227,38 @@ static int place_new(ptmon *pm, struct ptmon_watch *w)
     return rc;
 }
 
-/* The watch no longer misses part of its path: it is delivered with the others again. */
+static void list_push(struct ptmon_watch **head, struct ptmon_watch *w);
+static void list_remove(struct ptmon_watch **head, struct ptmon_watch *w);
+
+/* The watch no longer misses part of its path: it is delivered with the others again, and
+ * leaves the list of waiting watches. */
 static void placement_done(ptmon *pm, struct ptmon_watch *w)
 {
     if (w->incomplete) {
+        pm->waiting_for_room -= w->incomplete == WAIT_ROOM;
         w->incomplete = 0;
         pm->incomplete--;
+        list_remove(&pm->waiting, w);
+        list_push(&pm->watches, w);
     }
 }
 
-static void placement_failed(ptmon *pm, struct ptmon_watch *w)
+/* Waiting watches live on a list of their own: a commit retries exactly them, at a cost in
+ * proportion to their number, not to every watch the instance has (a guest can keep one
+ * placement incomplete for ever, and must not make every event cost O(watches) by it). */
+static void placement_failed(ptmon *pm, struct ptmon_watch *w, int rc)
 {
-    if (!w->incomplete) {
-        w->incomplete = 1;
+    uint8_t why = rc == PTMON_ELIMIT ? WAIT_ROOM : WAIT_READ;
+
+    if (w->incomplete) { /* still waiting, maybe for another reason now */
+        pm->waiting_for_room += (why == WAIT_ROOM) - (w->incomplete == WAIT_ROOM);
+        w->incomplete = why;
+    } else {
+        w->incomplete = why;
+        pm->waiting_for_room += why == WAIT_ROOM;
         pm->incomplete++;
+        list_remove(&pm->watches, w);
+        list_push(&pm->waiting, w);
     }
 }
 
@@ -248,6 +268,7 @@ static void complete_placement(ptmon *pm, struct ptmon_watch *w)
     unsigned top = top_level(pm);
     int rc = 0;
 
+    pm->stats.retries++;
     unpark(w);
     if (w->depth > top)
         rc = place_from(pm, w, top);
@@ -256,7 +277,7 @@ static void complete_placement(ptmon *pm, struct ptmon_watch *w)
     else
         park(w, w->path[w->depth]);
     if (rc < 0)
-        placement_failed(pm, w);
+        placement_failed(pm, w, rc);
     else
         placement_done(pm, w);
 }
@@ -288,9 +309,14 @@ static int watch_add(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon
     struct ptmon_watch *w;
     int rc;
 
-    if (!fn || !out || (flags & ~(unsigned)PTMON_WATCH_HIGH_PRIORITY) ||
-        !pt_va_valid(&pm->paging, va))
-        return PTMON_EINVAL;
+    if (!fn || !out)
+        return glue_misuse(&pm->glue, "ptmon_watch", !fn ? "fn is NULL" : "out is NULL");
+    if (flags & ~(unsigned)PTMON_WATCH_HIGH_PRIORITY)
+        return glue_misuse(&pm->glue, "ptmon_watch", "flags has unknown bits");
+    if (!pt_va_valid(&pm->paging, va))
+        return glue_misuse(&pm->glue, "ptmon_watch",
+                           pm->levels >= 4 ? "va is not canonical for the paging mode"
+                                           : "va is above 4 GiB, which the paging mode cannot map");
     /* Entries that could not be read are read first, so that the new watch starts from memory
      * (the others are told what changed there). From a callback the event's commit does it. */
     if (pm->unread && !pm->event_depth)
@@ -342,10 +368,12 @@ int ptmon_watch(ptmon *pm, uint64_t cr3, uint64_t va, unsigned flags, ptmon_watc
 static int watch_remove(ptmon *pm, struct ptmon_watch *w)
 {
     w->dead = 1;
-    if (w->incomplete)
+    if (w->incomplete) {
         pm->incomplete--;
+        pm->waiting_for_room -= w->incomplete == WAIT_ROOM;
+    }
     release_all(pm, w);
-    list_remove(&pm->watches, w);
+    list_remove(w->incomplete ? &pm->waiting : &pm->watches, w);
     list_push(&pm->dead_watches, w);
     pm->stats.watches--;
     return instance_commit_if_idle(pm);
@@ -357,8 +385,10 @@ int ptmon_unwatch(struct ptmon_watch **watch)
     ptmon *pm;
     int rc;
 
-    if (!watch || !*watch || (*watch)->dead)
+    if (!watch || !*watch)
         return PTMON_EINVAL;
+    if ((*watch)->dead) /* a copy of the handle, still allocated until the event ends */
+        return glue_misuse(&(*watch)->pm->glue, "ptmon_unwatch", "the watch is already removed");
     w = *watch;
     *watch = NULL; /* the handle dies here: a second call through it is a clean EINVAL */
     pm = w->pm;
@@ -524,7 +554,7 @@ static int node_changed(ptmon *pm, struct entry *n, uint64_t value)
         if (after.kind == PT_TABLE && n->level > 1) {
             int prc = place_from(pm, w, n->level - 1u);
             if (prc < 0) {
-                placement_failed(pm, w);
+                placement_failed(pm, w, prc);
                 if (rc == 0)
                     rc = prc;
                 continue;
@@ -729,7 +759,7 @@ static int write_back_entry(ptmon *pm, uint32_t vcpu, uint64_t gpa, uint64_t val
 
     for (unsigned b = 0; b < pm->esize; b++)
         bytes[b] = (uint8_t)(value >> (8 * b));
-    rc = glue_emulate_write(&pm->glue, vcpu, gpa, pm->esize, bytes, NULL);
+    rc = glue_emulate_write(pm, vcpu, gpa, pm->esize, bytes, NULL);
     if (rc < 0)
         glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore entry 0x%llx: %s",
                  (unsigned long long)gpa, ptmon_strerror(rc));
@@ -779,7 +809,7 @@ static size_t undo_write(ptmon *pm, const ptmon_mem_event *ev, const uint8_t *ol
                          const struct slot_change *c, size_t n, const struct slot_set *failed)
 {
     if (old) {
-        int rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, old, NULL);
+        int rc = glue_emulate_write(pm, ev->vcpu, ev->gpa, ev->size, old, NULL);
         if (rc == 0)
             return 0;
         glue_log(&pm->glue, PTMON_LOG_ERROR, "deny: cannot restore 0x%llx+%u: %s",
@@ -853,7 +883,7 @@ static int perform_allowed(ptmon *pm, const ptmon_mem_event *ev, int action)
 
     if (!pm->glue.emulate_write)
         return action;
-    rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, ev->bytes, NULL);
+    rc = glue_emulate_write(pm, ev->vcpu, ev->gpa, ev->size, ev->bytes, NULL);
     if (rc < 0) {
         glue_log(&pm->glue, PTMON_LOG_WARN, "emulate_write at 0x%llx: %s; backend writes",
                  (unsigned long long)ev->gpa, ptmon_strerror(rc));
@@ -883,14 +913,14 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
         /* The backend does not know the bytes: have it perform the write now; from then on this
          * is a write already in memory. The range is saved first so that a deny can undo all of
          * it, not just the watched entries. */
-        rc = glue_read_gpa(&pm->glue, ev->gpa, saved, ev->size);
+        rc = glue_read_gpa(pm, ev->gpa, saved, ev->size);
         if (rc == 0)
             old = saved;
         else
             glue_log(&pm->glue, PTMON_LOG_WARN,
                      "cannot save 0x%llx+%u (%s): a deny restores only the watched entries",
                      (unsigned long long)ev->gpa, ev->size, ptmon_strerror(rc));
-        rc = glue_emulate_write(&pm->glue, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
+        rc = glue_emulate_write(pm, ev->vcpu, ev->gpa, ev->size, NULL, NULL);
         if (rc < 0) {
             /* The backend performs the write after we answer: its watched entries wait for the
              * next commit to read them (their watches are told then). */
@@ -930,21 +960,19 @@ int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev)
 /* ---- commit ---------------------------------------------------------------------------- */
 
 /* Read again every slot marked unread and apply what it holds (its waiting watches are touched
- * even if it did not change). Only tables holding such a node are searched. @return 0, or an
- * error with the slots still unreadable left marked for the next commit. */
+ * even if it did not change). Only the tables listed as holding such a node are searched.
+ * @return 0, or an error with the slots still unreadable left marked for the next commit. */
 static int reread_unread(ptmon *pm)
 {
     size_t n = 0, cap = pm->unread;
     struct slot_change *changes = glue_alloc(&pm->glue, cap * sizeof(*changes));
-    uint64_t gfn;
-    void *v;
     int rc = 0;
 
     if (!changes)
         return PTMON_ENOMEM;
-    for (size_t pos = 0; map_next(&pm->frames, &pos, &gfn, &v);) {
-        struct table *t = ((struct frame *)v)->table;
-        for (unsigned slot = 0; t && t->unread && table_next_slot(t, &slot); slot++) {
+    /* (reading marks nothing: the list stays as it is until the changes are applied below) */
+    for (struct table *t = pm->unread_tables; t; t = t->unread_next) {
+        for (unsigned slot = 0; t->unread && table_next_slot(t, &slot); slot++) {
             struct entry *chain = table_slot_chain(t, slot);
             uint64_t value;
             int rrc;
@@ -975,6 +1003,35 @@ static void free_dead_watches(ptmon *pm)
     }
 }
 
+/*
+ * Retry the waiting placements. A watch waiting for room under the caps can only be placed once
+ * a node or table was freed, and once one such retry fails again the caps are full: the other
+ * room-waiting watches would fail the same way, and are left for the next free. So a guest that
+ * keeps many watches waiting, and frees one entry per event, makes each event cost one failed
+ * retry, not one per waiting watch. (Watches that wait for a read are always retried.)
+ */
+static void retry_waiting(ptmon *pm)
+{
+    int room = pm->room_epoch != pm->room_epoch_tried;
+
+    pm->room_epoch_tried = pm->room_epoch; /* (what the retries free counts for the next) */
+    for (struct ptmon_watch *w = pm->waiting, *next; w; w = next) {
+        next = w->all_next; /* a completed placement moves w to pm->watches */
+        if (w->incomplete == WAIT_ROOM && !room)
+            continue;
+        touch(pm, w, w->depth);
+        complete_placement(pm, w);
+        if (w->incomplete == WAIT_ROOM)
+            room = 0;
+    }
+}
+
+int watch_retries_due(const ptmon *pm)
+{
+    return pm->waiting &&
+           (pm->waiting_for_room != pm->incomplete || pm->room_epoch != pm->room_epoch_tried);
+}
+
 /* Read the unread entries again, retry the failed placements if @p placements, and tell what
  * changed now, as of no vCPU (callbacks may unwatch). */
 static void catch_up(ptmon *pm, int placements)
@@ -988,11 +1045,8 @@ static void catch_up(ptmon *pm, int placements)
         glue_log(&pm->glue, PTMON_LOG_WARN, "%zu watched entries still unread: %s", pm->unread,
                  ptmon_strerror(rc));
     pm->unread_logged = pm->unread;
-    for (struct ptmon_watch *w = pm->watches; placements && w && pm->incomplete; w = w->all_next)
-        if (w->incomplete) {
-            touch(pm, w, w->depth);
-            complete_placement(pm, w);
-        }
+    if (placements && watch_retries_due(pm))
+        retry_waiting(pm);
     deliver(pm, take_touched(pm), PTMON_VCPU_NONE, PASS_TELL, NULL, NULL);
     pm->event_depth--;
 }
@@ -1001,7 +1055,7 @@ void watch_commit(ptmon *pm)
 {
     free_dead_watches(pm);
     /* Both steps read guest memory: not while a write of unknown bytes is to land. */
-    if (!pm->reads_held && (pm->incomplete || pm->unread)) {
+    if (!pm->reads_held && (watch_retries_due(pm) || pm->unread)) {
         catch_up(pm, 1);
         free_dead_watches(pm); /* removed by its callbacks: the commit is their event's end */
     }
@@ -1019,15 +1073,22 @@ void watch_before_event(ptmon *pm, const ptmon_mem_event *ev)
     catch_up(pm, 0);
 }
 
-void watch_destroy_all(ptmon *pm)
+static void free_list(ptmon *pm, struct ptmon_watch **head)
 {
-    while (pm->watches) {
-        struct ptmon_watch *w = pm->watches;
+    while (*head) {
+        struct ptmon_watch *w = *head;
         release_all(pm, w);
-        pm->watches = w->all_next;
+        *head = w->all_next;
         glue_free(&pm->glue, w, sizeof(*w));
     }
+}
+
+void watch_destroy_all(ptmon *pm)
+{
+    free_list(pm, &pm->watches);
+    free_list(pm, &pm->waiting);
     pm->stats.watches = 0;
     pm->incomplete = 0;
+    pm->waiting_for_room = 0;
     free_dead_watches(pm); /* no commit: it would read guest memory for nothing */
 }

@@ -11,6 +11,13 @@
 
 #include "core/entry.h"
 
+/* Why a watch's placement waits (ptmon_watch.incomplete). */
+enum {
+    WAIT_NONE = 0,
+    WAIT_READ = 1 /* a read or an allocation failed */,
+    WAIT_ROOM = 2 /* caps */
+};
+
 struct ptmon_watch {
     ptmon *pm;
     uint64_t cr3, va;
@@ -28,11 +35,15 @@ struct ptmon_watch {
     uint8_t cause_level; /* level of the first entry of this event that affected it */
     uint8_t flags;       /* PTMON_WATCH_* */
     uint8_t dead;
-    uint8_t incomplete; /* placement stopped early on an error; retried at commit */
+    uint8_t incomplete; /* placement stopped early: WAIT_ROOM or WAIT_READ; retried at commit */
 };
 
 /** Handle a write into a frame holding watched entries. @return an enum ptmon_action. */
 int watch_on_write(ptmon *pm, struct table *t, const ptmon_mem_event *ev);
+
+/** @return nonzero if the next commit retries waiting placements (it then reads guest memory):
+ *  some wait for a read, or room was freed since the room-waiting ones were last tried. */
+int watch_retries_due(const ptmon *pm);
 
 /** Free removed watches, read unread entries again and retry incomplete placements (part of the
  *  commit); changes found are told as of no vCPU. */
@@ -45,6 +56,20 @@ void watch_before_event(ptmon *pm, const ptmon_mem_event *ev);
 
 /** Free every watch (teardown). */
 void watch_destroy_all(ptmon *pm);
+
+/** Iterate every live watch, placed in full or waiting: for (w = watch_first(pm); w;
+ *  w = watch_next(pm, w)). Not while watches are added or removed. */
+static inline struct ptmon_watch *watch_first(const ptmon *pm)
+{
+    return pm->watches ? pm->watches : pm->waiting;
+}
+
+static inline struct ptmon_watch *watch_next(const ptmon *pm, const struct ptmon_watch *w)
+{
+    if (w->all_next)
+        return w->all_next;
+    return w->incomplete ? NULL : pm->waiting; /* the end of pm->watches: on to the waiting */
+}
 
 /** Compute the record of @p w from its path's cached values. */
 void watch_compute(const ptmon *pm, const struct ptmon_watch *w, ptmon_translation *out);

@@ -223,6 +223,27 @@ static int f_xmm(void *h, uint32_t vcpu, unsigned i, uint8_t out[16])
     return 0;
 }
 
+/* A policy with extended leaves up to 0x80000008 and the width in hv->maxphyaddr; with
+ * hv->max_ext_leaf set below that, the width leaf is absent. */
+static int f_cpuid_policy(void *h, uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+{
+    struct fake_hv *hv = H(h);
+    if (hv->cpuid_policy_rc)
+        return hv->cpuid_policy_rc;
+    memset(out, 0, 4 * sizeof(out[0]));
+    if (subleaf != 0xffffffffu)
+        return -ENOENT;
+    if (leaf == 0x80000000u) {
+        out[0] = hv->max_ext_leaf;
+        return 0;
+    }
+    if (leaf == 0x80000008u && hv->max_ext_leaf >= leaf) {
+        out[0] = hv->maxphyaddr | (48u << 8); /* linear-address width in EAX[15:8] */
+        return 0;
+    }
+    return -ENOENT;
+}
+
 static void f_close(void *h)
 {
     (void)h;
@@ -316,6 +337,8 @@ struct fake_hv *fake_hv_create(uint64_t nframes, uint32_t nvcpus)
     hv->info.hvm = hv->info.hap = 1;
     hv->info.max_vcpu_id = nvcpus - 1;
     hv->access_required = -1;
+    hv->maxphyaddr = 39; /* not 52: a width the backend must have asked for */
+    hv->max_ext_leaf = 0x80000008u;
     for (unsigned v = 0; v < FHV_MAX_VCPUS; v++) {
         hv->vregs[v].cr0 = 0x80000011;
         hv->vregs[v].cr4 = 0x20;
@@ -343,6 +366,7 @@ struct fake_hv *fake_hv_create(uint64_t nframes, uint32_t nvcpus)
                                f_unmap,
                                f_regs,
                                f_xmm,
+                               f_cpuid_policy,
                                f_close,
                                f_ioreq_create,
                                f_ioreq_destroy,

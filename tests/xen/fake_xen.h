@@ -45,6 +45,9 @@ struct fake_hv {
     void *iopage;
     int ioreq_on, ioreq_rc;
     uint32_t nvcpus, last_notify_port;
+    /* the domain's CPUID policy */
+    uint32_t maxphyaddr, max_ext_leaf;
+    int cpuid_policy_rc; /* error every policy lookup returns */
 };
 
 struct fake_hv *fake_hv_create(uint64_t nframes, uint32_t nvcpus);

@@ -1169,6 +1169,41 @@ static void test_protection_is_in_force_before_the_engine_reads(void **state)
     ptmon_destroy(pm);
 }
 
+/* Issue 13, V3: the width comes from the domain's CPUID policy, so an entry setting an address
+ * bit the guest's CPU does not have is a reserved-bit fault, not a translation (with the 52-bit
+ * default it was reported present). */
+static void test_width_comes_from_the_domains_cpuid_policy(void **state)
+{
+    struct fx *f = *state;
+    uint64_t pte_gpa = fake_hv_pte_gpa(f->hv, f->cr3, WATCH_VA, 1);
+    ptmon_walk walk;
+
+    assert_int_equal(ptmon_get_paging(f->pm).maxphyaddr, 39);
+    fake_hv_set64(f->hv, pte_gpa, fake_hv_get64(f->hv, pte_gpa) | (1ull << 40));
+    assert_int_equal(ptmon_translate(f->pm, f->cr3, WATCH_VA, &walk), 0);
+    assert_int_equal(walk.status, PTMON_WALK_RESERVED);
+    assert_int_equal(walk.reserved_bits, 1ull << 40);
+}
+
+/* A monitoring domain not allowed to read the policy still attaches: 52 bits, and the glue's
+ * own answer (EIO) lets ptmond say the width is assumed. */
+static void test_width_without_the_cpuid_leaf_is_36_and_an_unreadable_policy_gives_52(void **state)
+{
+    struct fx *f = *state;
+    const ptmon_glue *g = ptmon_xen_glue(f->x);
+    ptmon *pm = NULL;
+    unsigned bits = 0;
+
+    f->hv->max_ext_leaf = 0x80000004u;
+    assert_int_equal(g->get_maxphyaddr(g->backend, &bits), 0);
+    assert_int_equal(bits, 36);
+    f->hv->cpuid_policy_rc = -EPERM;
+    assert_int_equal(g->get_maxphyaddr(g->backend, &bits), PTMON_EIO);
+    assert_int_equal(ptmon_create(g, NULL, &pm), 0);
+    assert_int_equal(ptmon_get_paging(pm).maxphyaddr, 52);
+    ptmon_destroy(pm);
+}
+
 /* Xen's HAP pool is short (ENOMEM) when the access of a frame is given back: the change stays
  * queued and the next flush applies it, instead of leaving the frame protected while ptmon
  * believes it is not. */
@@ -1404,6 +1439,8 @@ int main(void)
         T(test_emergency_detach_answers_a_request_not_yet_handled),
         T(test_flush_failure_falls_back),
         T(test_protection_is_in_force_before_the_engine_reads),
+        T(test_width_comes_from_the_domains_cpuid_policy),
+        T(test_width_without_the_cpuid_leaf_is_36_and_an_unreadable_policy_gives_52),
         T(test_failed_flush_keeps_what_failed),
         T(test_frames_left_restricted_by_a_dead_monitor),
         T(test_failed_restriction_leaves_the_frame_as_it_was),

@@ -21,6 +21,7 @@ static const char *const op_names[PTMON_FAKE_OP_COUNT] = {
     [PTMON_FAKE_OP_GET_VCPU_REGS] = "get_vcpu_regs",
     [PTMON_FAKE_OP_LOG] = "log",
     [PTMON_FAKE_OP_ALLOC] = "alloc",
+    [PTMON_FAKE_OP_GET_MAXPHYADDR] = "get_maxphyaddr",
 };
 
 static int op_valid(enum ptmon_fake_op op)

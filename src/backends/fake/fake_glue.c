@@ -151,6 +151,19 @@ static int glue_get_vcpu_regs(void *backend, uint32_t vcpu, ptmon_vcpu_regs *reg
     return 0;
 }
 
+/* The fake CPU's width: what its configuration says (0 there meaning 52). */
+static int glue_get_maxphyaddr(void *backend, unsigned *bits)
+{
+    ptmon_fake *fake = backend;
+    int rc = fake_glue_enter(fake, PTMON_FAKE_OP_GET_MAXPHYADDR);
+    if (rc)
+        return rc;
+    if (!bits)
+        return PTMON_EINVAL;
+    *bits = (unsigned)fake->maxphyaddr;
+    return 0;
+}
+
 static void glue_log(void *backend, int level, const char *message)
 {
     ptmon_fake *fake = backend;
@@ -201,4 +214,5 @@ void fake_glue_init(ptmon_fake *fake)
     glue->get_vcpu_regs = glue_get_vcpu_regs;
     glue->log = glue_log;
     glue->realloc = glue_realloc;
+    glue->get_maxphyaddr = glue_get_maxphyaddr;
 }

@@ -237,6 +237,25 @@ static uint8_t unless_left_by_a_dead_monitor(ptmon_xen *x, uint8_t xa)
     return XENMEM_access_rwx;
 }
 
+/* The access a frame we do not hold stands at: a change of ours still queued for it (a frame
+ * given back waits for the flush, and Xen still has our restriction until then: read from Xen,
+ * it would look like a dead monitor's and be "restored" to rwx), else what Xen reports. */
+static int standing_access(ptmon_xen *x, uint64_t gfn, uint8_t *xa)
+{
+    size_t i = queue_find(x, gfn);
+    int rc;
+
+    if (i < x->q_n) {
+        *xa = x->q_acc[i];
+        return 0;
+    }
+    rc = x->ops.get_mem_access(x->ops.h, gfn, xa);
+    if (rc < 0)
+        return errno_to_ptmon(rc);
+    *xa = unless_left_by_a_dead_monitor(x, *xa);
+    return 0;
+}
+
 int xen_read_gpa(ptmon_xen *x, uint64_t gpa, void *buf, size_t len)
 {
     uint8_t *page;
@@ -271,10 +290,9 @@ static int g_get_access(void *b, uint64_t gfn, uint32_t *access)
     if (x->mechanism == PTMON_XEN_MECH_IOREQ)
         xa = XENMEM_access_rwx; /* ordinary RAM (ram_rw): Xen has no query for the type */
     else {
-        rc = x->ops.get_mem_access(x->ops.h, gfn, &xa);
+        rc = standing_access(x, gfn, &xa);
         if (rc < 0)
-            return errno_to_ptmon(rc);
-        xa = unless_left_by_a_dead_monitor(x, xa);
+            return rc;
     }
     x->last_get_gfn = gfn;
     x->last_get_xa = xa;
@@ -292,12 +310,8 @@ static int original_access(ptmon_xen *x, uint64_t gfn, uint8_t *orig)
         *orig = XENMEM_access_rwx;
     else if (x->last_get_xa >= 0 && x->last_get_gfn == gfn)
         *orig = (uint8_t)x->last_get_xa;
-    else {
-        rc = x->ops.get_mem_access(x->ops.h, gfn, orig);
-        if (rc < 0)
-            return errno_to_ptmon(rc);
-        *orig = unless_left_by_a_dead_monitor(x, *orig);
-    }
+    else if ((rc = standing_access(x, gfn, orig)) < 0)
+        return rc;
     return 0;
 }
 
@@ -467,6 +481,29 @@ static int g_get_vcpu_regs(void *b, uint32_t vcpu, ptmon_vcpu_regs *regs)
     return rc < 0 ? PTMON_EIO : 0;
 }
 
+/* The guest's MAXPHYADDR as its CPUID reports it (Xen 4.17 caps the policy's paddr_bits at what
+ * HAP can map), 36 when the policy has no leaf 0x80000008 (SDM: the width without that leaf). */
+static int g_get_maxphyaddr(void *b, unsigned *bits)
+{
+    ptmon_xen *x = b;
+    uint32_t max_ext[4], leaf[4];
+    int rc;
+
+    if (!x->ops.cpuid_policy)
+        return PTMON_ENOTSUP;
+    rc = x->ops.cpuid_policy(x->ops.h, 0x80000000u, 0xffffffffu, max_ext);
+    if (rc == -ENOENT || (rc == 0 && max_ext[0] < 0x80000008u)) {
+        *bits = 36;
+        return 0;
+    }
+    if (rc == 0)
+        rc = x->ops.cpuid_policy(x->ops.h, 0x80000008u, 0xffffffffu, leaf);
+    if (rc < 0)
+        return PTMON_EIO;
+    *bits = leaf[0] & 0xff;
+    return 0;
+}
+
 void xen_glue_fill(ptmon_xen *x)
 {
     ptmon_glue g = PTMON_GLUE_INIT;
@@ -481,6 +518,7 @@ void xen_glue_fill(ptmon_xen *x)
     g.resume = g_resume;
     g.flush = g_flush;
     g.get_vcpu_regs = g_get_vcpu_regs;
+    g.get_maxphyaddr = g_get_maxphyaddr;
     x->glue = g;
     x->last_get_xa = -1;
 }

@@ -63,6 +63,9 @@ struct xen_ops {
     void (*unmap)(void *h, void *region, size_t n);
     int (*get_vcpu_regs)(void *h, uint32_t vcpu, ptmon_vcpu_regs *regs);
     int (*get_xmm)(void *h, uint32_t vcpu, unsigned index, uint8_t out[16]);
+    /** The domain's CPUID policy (what the guest's CPUID returns): leaf @p leaf, subleaf
+     *  @p subleaf (0xffffffff: none) into out[0..3] = EAX..EDX. -ENOENT: no such leaf. */
+    int (*cpuid_policy)(void *h, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
     void (*close)(void *h);
     /* ioreq-server mechanism (libxendevicemodel) */
     /** Create an ioreq server, map its ioreq page (*iopage), enable it, claim the

@@ -1,5 +1,6 @@
 /*
- * The xen ops backed by the real libraries (libxenctrl, libxenforeignmemory, libxenevtchn).
+ * The xen ops backed by the real libraries (libxenctrl, libxenforeignmemory, libxenevtchn,
+ * libxendevicemodel, libxenguest for the domain's CPUID policy).
  * Owns: the library handles. The only file of the backend that calls libxen*; everything else
  * goes through struct xen_ops, which the tests replace with a fake hypervisor.
  * Errors are returned as negative errno values.
@@ -13,6 +14,7 @@
 #include "xen_internal.h" /* first: xenctrl.h sets up the Xen headers */
 
 #include <xendevicemodel.h>
+#include <xenguest.h>
 #include <xenevtchn.h>
 #include <xenforeignmemory.h>
 
@@ -235,6 +237,49 @@ static int r_regs(void *h, uint32_t vcpu, ptmon_vcpu_regs *regs)
     return 0;
 }
 
+/* One leaf of the domain's CPUID policy (libxenguest: the policy as Xen holds it for the domain,
+ * serialised to leaves). */
+static int r_cpuid_policy(void *h, uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+{
+    struct real *r = h;
+    xc_cpu_policy_t *policy = xc_cpu_policy_init();
+    xen_cpuid_leaf_t *leaves = NULL;
+    uint32_t nr_leaves = 0, nr_msrs = 0;
+    int rc = -ENOENT;
+
+    if (!policy)
+        return -ENOMEM;
+    if (xc_cpu_policy_get_domain(r->xch, r->domid, policy) < 0 ||
+        xc_cpu_policy_get_size(r->xch, &nr_leaves, &nr_msrs) < 0) {
+        rc = neg_errno();
+        goto out;
+    }
+    leaves = calloc(nr_leaves ? nr_leaves : 1, sizeof(*leaves));
+    nr_msrs = 0; /* no MSRs wanted */
+    if (!leaves) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (xc_cpu_policy_serialise(r->xch, policy, leaves, &nr_leaves, NULL, &nr_msrs) < 0) {
+        rc = neg_errno();
+        goto out;
+    }
+    for (uint32_t i = 0; i < nr_leaves; i++) {
+        if (leaves[i].leaf == leaf && leaves[i].subleaf == subleaf) {
+            out[0] = leaves[i].a;
+            out[1] = leaves[i].b;
+            out[2] = leaves[i].c;
+            out[3] = leaves[i].d;
+            rc = 0;
+            break;
+        }
+    }
+out:
+    free(leaves);
+    xc_cpu_policy_destroy(policy);
+    return rc;
+}
+
 static int r_xmm(void *h, uint32_t vcpu, unsigned index, uint8_t out[16])
 {
     struct hvm_hw_cpu cpu;
@@ -352,6 +397,7 @@ int xen_ops_real_open(uint32_t domid, struct xen_ops *ops)
     ops->unmap = r_unmap;
     ops->get_vcpu_regs = r_regs;
     ops->get_xmm = r_xmm;
+    ops->cpuid_policy = r_cpuid_policy;
     ops->close = r_close;
     ops->ioreq_create = r_ioreq_create;
     ops->ioreq_destroy = r_ioreq_destroy;
