@@ -269,8 +269,8 @@ typedef struct ptmon_config {
  * @param config  configuration, or NULL for PTMON_CONFIG_INIT
  * @param[out] out the new instance; set to NULL on failure
  * @return 0; PTMON_EINVAL (NULL argument, bad paging values: named in a debug log line),
- *         PTMON_EVERSION (glue or config
- *         version 0 or newer than this library), PTMON_ENOCALLBACK (a required glue member is
+ *         PTMON_EVERSION (glue or config version 0 or newer than this library),
+ *         PTMON_ENOCALLBACK (a required glue member is
  *         NULL, or PTMON_MODE_AUTO without get_vcpu_regs), PTMON_ENOTSUP (paging is off),
  *         PTMON_ENOMEM, or the error of get_vcpu_regs.
  */
