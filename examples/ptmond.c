@@ -51,6 +51,8 @@ struct opts {
     uint64_t deny[MAX_DENY];
     size_t ndeny;
     const char *record;
+    const char *state; /* --state: the frames restricted so far, for a --reset after a crash */
+    int reset;
 };
 
 /* Handling times of the events since the last report, for its percentiles. */
@@ -70,6 +72,7 @@ struct app {
     int trace_failed;
     uint64_t trace_bytes;
     uint64_t restricted_frames;
+    FILE *state;
 };
 
 static void usage(FILE *f)
@@ -77,7 +80,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ptmond --domain ID [--cr3 HEX | --cr3-from-cpuid LEAF] --va ADDR [--va ...]\n"
             "              [--range ADDR:LEN] [--deny ADDR ...] [--record FILE] [--json]\n"
-            "              [--duration S] [--experimental-ioreq]\n"
+            "              [--duration S] [--state FILE] [--experimental-ioreq]\n"
+            "       ptmond --domain ID --reset [--state FILE]\n"
             "Watch the translations of guest virtual addresses of Xen domain ID and print one\n"
             "line per change (JSON lines with --json). Statistics go to stderr at exit.\n"
             "  --domain ID           the guest (HVM/PVH with HAP, Intel EPT host: mem_access)\n"
@@ -90,6 +94,11 @@ static void usage(FILE *f)
             "                        would take its present writable mapping away (remap, unmap,\n"
             "                        rights); only for pages the guest does not free meanwhile\n"
             "  --record FILE         write a trace of the run (ptmon-replay replays it)\n"
+            "  --state FILE          keep there the frames write-protected and their rights, so\n"
+            "                        that --reset can give them back if ptmond dies\n"
+            "  --reset               recover the domain from a monitor that died (killed ptmond):\n"
+            "                        unpause the vCPUs it left waiting, free its ring, give the\n"
+            "                        frames (of --state FILE, else all low RAM) their rights\n"
             "  --json                JSON lines output\n"
             "  --duration S          stop after S seconds (default: until SIGINT/SIGTERM/SIGHUP)\n"
             "  --experimental-ioreq  without mem_access (AMD), trap writes with an ioreq server:\n"
@@ -138,6 +147,9 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--experimental-ioreq")) {
             o->experimental_ioreq = 1;
             continue;
+        } else if (!strcmp(a, "--reset")) {
+            o->reset = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "ptmond: %s needs a value\n", a);
@@ -160,6 +172,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->deny[o->ndeny++] = n & ~0xfffull;
         } else if (!strcmp(a, "--record"))
             o->record = v;
+        else if (!strcmp(a, "--state"))
+            o->state = v;
         else if (!strcmp(a, "--range")) {
             char buf[64], *colon;
             snprintf(buf, sizeof(buf), "%s", v);
@@ -183,6 +197,8 @@ static int parse(int argc, char **argv, struct opts *o)
             return -1;
         }
     }
+    if (o->reset && o->have_domid)
+        return 0; /* (the other options do not apply) */
     if (!o->have_domid || !o->nvas) {
         fprintf(stderr, "ptmond: --domain and at least one --va or --range are required\n");
         return -1;
@@ -295,6 +311,10 @@ static void on_frame(void *ctx, uint64_t gfn, int restricted, const char *was)
     struct app *app = ctx;
     if (restricted)
         app->restricted_frames++;
+    if (restricted && app->state) { /* flushed at once: what a kill leaves must be complete */
+        fprintf(app->state, "0x%" PRIx64 " %s\n", gfn, was);
+        fflush(app->state);
+    }
     if (app->o.json)
         printf("{\"v\":%d,\"event\":\"%s\",\"gfn\":\"0x%" PRIx64 "\",\"was\":\"%s\"}\n",
                CHANGE_FORMAT_VERSION, restricted ? "restrict" : "release", gfn, was);
@@ -527,6 +547,14 @@ static int attach(struct app *app, ptmon_xen **x)
                 app->o.domid);
         return rc;
     }
+    if (rc == PTMON_EBUSY) {
+        fprintf(stderr,
+                "ptmond: attach to domain %u: another monitor holds its vm_event ring. If no\n"
+                "        agent is running (an earlier ptmond that was killed), recover with\n"
+                "        ptmond --domain %u --reset [--state FILE]\n",
+                app->o.domid, app->o.domid);
+        return rc;
+    }
     if (rc < 0) {
         fprintf(stderr, "ptmond: attach to domain %u: %s\n", app->o.domid, ptmon_strerror(rc));
         return rc;
@@ -592,6 +620,11 @@ static int run(struct app *app, const char *note)
 
     if (attach(app, &x) < 0)
         return 1;
+    if (app->o.state && !(app->state = fopen(app->o.state, "w"))) {
+        fprintf(stderr, "ptmond: --state %s: %s\n", app->o.state, strerror(errno));
+        ptmon_xen_free(x);
+        return 1;
+    }
     emergency_target = x;
     ptmon_xen_on_event(x, on_event, app);
     ptmon_xen_on_frame(x, on_frame, app);
@@ -633,6 +666,11 @@ static int run(struct app *app, const char *note)
         int drc = ptmon_xen_detach(x);
         if (drc < 0)
             fprintf(stderr, "ptmond: detach: %s\n", ptmon_strerror(drc));
+        if (app->state) { /* every frame has its rights back: nothing left for a --reset */
+            fclose(app->state);
+            if (drc == 0)
+                remove(app->o.state);
+        }
     }
     emergency_target = NULL;
     print_stats(app, x, pm);
@@ -645,6 +683,92 @@ static int run(struct app *app, const char *note)
                 app->trace_failed ? " (WRITE FAILED: incomplete)" : "");
     }
     return rc < 0 || app->trace_failed ? 1 : 0;
+}
+
+/* A Xen access name as ptmond writes it ("was" of a restrict line) -> the rights to give back. */
+static uint32_t rights_of_name(const char *name)
+{
+    static const char *const names[] = {"n", "r", "w", "rw", "x", "rx", "wx", "rwx"};
+    for (uint32_t a = 0; a < 8; a++)
+        if (!strcmp(name, names[a]))
+            return a;        /* XENMEM_access_* order: the bits are R, W, X */
+    return PTMON_ACCESS_RWX; /* rx2rw, n2rwx, default: full rights */
+}
+
+/* The frames of a --state file, the first rights recorded for each (its original). */
+static int read_state(const char *path, uint64_t **gfns, uint32_t **rights, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    char name[16];
+    uint64_t gfn;
+    size_t cap = 0;
+
+    *gfns = NULL;
+    *rights = NULL;
+    *n = 0;
+    if (!f)
+        return -1;
+    while (fscanf(f, "%" SCNx64 " %15s", &gfn, name) == 2) {
+        size_t i = 0;
+        while (i < *n && (*gfns)[i] != gfn)
+            i++;
+        if (i < *n)
+            continue;
+        if (*n == cap) {
+            size_t c = cap ? 2 * cap : 64;
+            uint64_t *g = realloc(*gfns, c * sizeof(*g));
+            uint32_t *r = g ? realloc(*rights, c * sizeof(*r)) : NULL;
+            if (g)
+                *gfns = g;
+            if (!r) {
+                fclose(f);
+                return -1;
+            }
+            *rights = r;
+            cap = c;
+        }
+        (*gfns)[*n] = gfn;
+        (*rights)[(*n)++] = rights_of_name(name);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* ptmond --reset: recover the domain from a monitor that died. */
+static int run_reset(struct app *app)
+{
+    ptmon_xen_reset_result res;
+    uint64_t *gfns = NULL;
+    uint32_t *rights = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (app->o.state && read_state(app->o.state, &gfns, &rights, &n) < 0) {
+        fprintf(stderr, "ptmond: --state %s: %s\n", app->o.state, strerror(errno));
+        return 1;
+    }
+    rc = ptmon_xen_reset(app->o.domid, gfns, rights, n, &res);
+    free(gfns);
+    free(rights);
+    if (rc < 0) {
+        fprintf(stderr, "ptmond: reset of domain %u: %s\n", app->o.domid, ptmon_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr,
+            "ptmond: reset domain %u: %s; %u vCPUs answered; %" PRIu64 " of %" PRIu64
+            " frames checked given their rights back (%s), %" PRIu64 " failed\n",
+            app->o.domid, res.stale_monitor ? "a stale monitor ring freed" : "no monitor ring",
+            res.vcpus, res.frames_restored, res.frames_checked,
+            app->o.state ? "those of the state file" : "low RAM scanned", res.frames_failed);
+    if (app->o.json)
+        printf("{\"v\":%d,\"event\":\"reset\",\"stale_monitor\":%d,\"vcpus\":%u,"
+               "\"frames_checked\":%" PRIu64 ",\"frames_restored\":%" PRIu64
+               ",\"frames_failed\":%" PRIu64 "}\n",
+               CHANGE_FORMAT_VERSION, res.stale_monitor, res.vcpus, res.frames_checked,
+               res.frames_restored, res.frames_failed);
+    if (app->o.state && !res.frames_failed)
+        remove(app->o.state);
+    return res.frames_failed ? 1 : 0;
 }
 
 /* The command line, for the trace's header. */
@@ -680,6 +804,11 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     install_signals();
+    if (app.o.reset) {
+        rc = run_reset(&app);
+        free(app.o.vas);
+        return rc;
+    }
     note = join_args(argc, argv);
     rc = run(&app, note);
     free(note);

@@ -142,6 +142,31 @@ PTMON_EXTERN int ptmon_xen_detach(ptmon_xen *x);
  *  guest): restore rights, answer the ring, disable. */
 PTMON_EXTERN void ptmon_xen_emergency_detach(ptmon_xen *x);
 
+/** What ptmon_xen_reset() found and did. */
+typedef struct ptmon_xen_reset_result {
+    int stale_monitor;       /**< a monitor ring was enabled (a monitor that died): now gone */
+    uint32_t vcpus;          /**< vCPUs sent an unpause (only those left paused resume) */
+    uint64_t frames_checked; /**< frames whose access was read */
+    uint64_t frames_restored, frames_failed; /**< rights given back / that Xen refused */
+} ptmon_xen_reset_result;
+
+/**
+ * Recover domain @p domid from a monitor that died (ptmond killed, a crashed agent): the attach
+ * then fails with PTMON_EBUSY, vCPUs that were waiting for its answer stay paused (on a 1-vCPU
+ * guest the guest hangs) and the frames it write-protected stay so. With the domain paused: the
+ * stale ring is disabled, a ring of our own answers every vCPU so that exactly those left paused
+ * run again (re-executing the instruction they stopped at), and frames get their rights back:
+ * frame gfns[i] the rights @p access[i] (PTMON_ACCESS_R/W/X, e.g. as recorded when restricted),
+ * or, with @p gfns NULL, every frame of the domain's RAM found without write access gets rwx
+ * (low RAM as libxl lays out HVM guests: give the list when RAM lies above 4 GiB). A write that
+ * the dead monitor had performed without answering runs a second time. Not while another agent
+ * monitors the domain: its ring would be taken away.
+ * @return 0 and @p res, PTMON_EINVAL, PTMON_ENOENT (no such domain, or dying), PTMON_EVERSION,
+ *         PTMON_EBUSY (the stale ring could not be disabled), PTMON_EIO.
+ */
+PTMON_EXTERN int ptmon_xen_reset(uint32_t domid, const uint64_t *gfns, const uint32_t *access,
+                                 size_t n, ptmon_xen_reset_result *res);
+
 /** Free the handle (detaches first if still attached). NULL is ignored. */
 PTMON_EXTERN void ptmon_xen_free(ptmon_xen *x);
 

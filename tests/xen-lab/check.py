@@ -187,6 +187,8 @@ def read_guest(lines):
             g["notes"].append(l)
         elif f[0] == "WLALIVE":
             g["alive"] = True
+        elif f[0] == "WLALIVE2":
+            g["alive2"] = True
     return g
 
 
@@ -488,6 +490,12 @@ def main():
             fails.append("after detach: %d of 192 re-touched pages of A not present in the guest's view" % len(lost))
         else:
             res.append("After detach (step %d): the guest re-touched 192 pages, unmapped C and faulted in 64 MB; WLALIVE printed." % after)
+    # Step 17 (dom0-init.sh restart_phase): EPIPE, SIGKILL, --reset, a new attach.
+    restart = files.get("restart.txt", [])
+    if restart:
+        res.append("Restart (step 17): " + "; ".join(restart) + ".")
+        if not g.get("alive2"):
+            fails.append("restart: the guest did not finish step 17")
     if deny_info:
         ndeny, wrote, rep = deny_info
         res.append("Deny (step 14): %d changes of the D page vetoed before they landed; the guest's write after its mprotect(PROT_READ): %s."

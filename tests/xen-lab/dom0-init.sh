@@ -178,6 +178,77 @@ run_lab() {
     if wait_guest '^WLALIVE' 600; then log "guest alive after detach"; else fail "guest not alive after detach"; fi
     xl list > /out/xl-list.txt 2>&1
     log "PHASE after-detach-done"
+    [ "$WATCHER" = ptmond ] && ! echo "$EXTRA" | grep -q experimental-ioreq && restart_phase
+}
+
+beats() { tr -d '\r' < $GLOG | grep -c '^WLBEAT'; }
+# Keep the head of a big log: the serial line carries about 10 KB/s.
+shrink() { n=$(wc -l < "$1"); head -n 40 "$1" > "$1.head"; echo "... ($n lines in all)" >> "$1.head"; mv "$1.head" "$1"; }
+note() { log "restart: $*"; echo "$*" >> /out/restart.txt; }
+
+# Step 17: what a crash of ptmond leaves, and the recovery (issue 16, item 2). While the guest
+# maps, touches and unmaps L in a loop: (a) ptmond's reader goes away (EPIPE: it must stop and
+# detach by itself); (b) ptmond is killed (SIGKILL: its ring stays, vCPUs it was answering stay
+# paused, its frames stay write-protected; the next attach is refused) and ptmond --reset
+# recovers the domain; (c) a new ptmond attaches and detaches. lab-access checks the frames.
+restart_phase() {
+    CR3=$(sed -n 's/.*in CR3 \(0x[0-9a-f]*\).*/\1/p' /out/ptmond.err | head -1)
+    [ -n "$CR3" ] || { fail "restart: no CR3 in the first run's log"; return 1; }
+    RUN="ptmond --domain $D --cr3 $CR3 --json $VAS"
+    log "PHASE restart (step 17)"
+    xenstore-write /local/domain/$D/data/ptmon-go 17
+    wait_guest '^WLSTEP 17 restart-load BEGIN' 300 || return 1
+    # (a) the reader of ptmond's output goes away after 40 lines
+    ( $RUN 2> /out/pipe.err; echo $? > /out/pipe.rc ) | head -n 40 > /out/pipe.txt
+    if grep -q 'output closed; stopping' /out/pipe.err && [ "$(cat /out/pipe.rc)" = 0 ]; then
+        note "SIGPIPE: ptmond stopped by itself when its reader went away (EPIPE), rc 0, detached"
+    else
+        fail "restart: ptmond did not stop cleanly on EPIPE (rc $(cat /out/pipe.rc)): $(tail -3 /out/pipe.err | tr '\n' '|')"
+    fi
+    # (b) killed mid-run, with its state file; then the reset
+    $RUN --state /tmp/ptmond.state > /out/kill.log 2> /out/kill.err &
+    KPID=$!
+    i=0
+    while [ $i -lt 600 ] && ! grep -q 'watching [0-9]* of' /out/kill.err; do i=$((i + 1)); sleep 0.5; done
+    grep -q 'watching [0-9]* of' /out/kill.err || { fail "restart: second ptmond not watching: $(tail -3 /out/kill.err | tr '\n' '|')"; return 1; }
+    sleep 5
+    kill -KILL $KPID; wait $KPID 2>/dev/null
+    b0=$(beats); sleep 15; b1=$(beats)
+    sort -u /tmp/ptmond.state > /out/state.txt 2>/dev/null
+    shrink /out/kill.log
+    note "SIGKILL: ptmond killed while watching ($(wc -l < /out/state.txt 2>/dev/null) frames in its state file); guest beats in the next 15 s: $((b1 - b0))"
+    if ptmond --domain $D --cr3 $CR3 --json $VAS --duration 1 > /out/busy.log 2> /out/busy.err; then
+        fail "restart: an attach after the kill succeeded, where the stale ring should refuse it"
+    elif grep -q -- '--reset' /out/busy.err; then
+        note "an attach after the kill refused: another monitor holds the ring, with the hint to run ptmond --reset"
+    else
+        fail "restart: the refused attach gave no --reset hint: $(tail -2 /out/busy.err | tr '\n' '|')"
+    fi
+    if ptmond --domain $D --reset --state /tmp/ptmond.state --json > /out/reset.log 2> /out/reset.err; then
+        note "$(grep 'reset domain' /out/reset.err | sed 's/^ptmond: //')"
+    else
+        fail "restart: ptmond --reset failed: $(tail -3 /out/reset.err | tr '\n' '|')"
+    fi
+    grep -q 'stale monitor ring freed' /out/reset.err || fail "restart: the reset found no stale ring"
+    lab-access --domain $D /out/state.txt > /out/access-reset.txt 2>&1
+    note "after the reset (lab-access): $(tail -1 /out/access-reset.txt)"
+    tail -1 /out/access-reset.txt | grep -q ' 0 restricted, 0 errors' || fail "restart: frames still restricted after the reset"
+    b2=$(beats); sleep 15; b3=$(beats)
+    if [ $((b3 - b2)) -gt 0 ]; then note "guest beats in the 15 s after the reset: $((b3 - b2))"; else fail "restart: the guest did not run after the reset"; fi
+    # (c) a new ptmond attaches (no EBUSY) and detaches cleanly
+    if $RUN --duration 5 > /out/again.log 2> /out/again.err && grep -q 'watching [0-9]* of' /out/again.err; then
+        note "a new ptmond attached after the reset, watched for 5 s ($(wc -l < /out/again.log) lines) and detached, rc 0"
+    else
+        fail "restart: ptmond after the reset: $(tail -3 /out/again.err | tr '\n' '|')"
+    fi
+    grep '"event":"restrict"' /out/again.log | sed -n 's/.*"gfn":"\(0x[0-9a-f]*\)","was":"\([a-z0-9]*\)".*/\1 \2/p' | sort -u > /out/frames-again.txt
+    shrink /out/again.log
+    lab-access --domain $D /out/frames-again.txt > /out/access-again.txt 2>&1
+    note "after its detach (lab-access): $(tail -1 /out/access-again.txt)"
+    tail -1 /out/access-again.txt | grep -q ' 0 restricted, 0 errors' || fail "restart: frames still restricted after the last detach"
+    xenstore-write /local/domain/$D/data/ptmon-go 18
+    if wait_guest '^WLALIVE2' 300; then note "guest finished step 17 (WLALIVE2)"; else fail "restart: guest did not finish step 17"; fi
+    log "PHASE restart-done"
 }
 
 run_lab

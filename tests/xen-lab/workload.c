@@ -544,6 +544,27 @@ int main(void)
     fflush(stdout);
     if (getenv("WL_NOGATE"))
         return 0;
+
+    /* Step 17: page-table traffic while dom0 tries what a crash of ptmond does (its output
+     * closed: EPIPE; killed: vCPUs left paused, frames write-protected) and ptmond --reset. The
+     * beats show dom0 when the guest runs; dom0 ends the step with ptmon-go 18. */
+    s = STEP(17, "restart-load");
+    {
+        unsigned long it = 0;
+        while (xs_read_long("data/ptmon-go") < 18) {
+            for (int k = 0; k < 10; k++, it++) {
+                void *m = mmap((void *)L_BASE, L_PAGES * PG, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+                if (m != (void *)L_BASE)
+                    break;
+                touch_write(L_BASE, L_PAGES);
+                munmap(m, L_PAGES * PG);
+            }
+            printf("WLBEAT %lu\n", it);
+        }
+    }
+    report(s, "END");
+    printf("WLALIVE2\n");
     for (;;)
         pause();
 }

@@ -103,12 +103,31 @@ static int f_wait(void *h, int timeout_ms)
     return p;
 }
 
+/* What Xen's vm_event_resume() does with responses when the backend notifies it (only with
+ * hv->resume_on_notify; else the test reads them with fake_hv_take): a response's VCPU_PAUSED
+ * unpauses a vCPU only while some monitor holds it paused. */
+static void resume_responses(struct fake_hv *hv)
+{
+    vm_event_response_t rsp;
+
+    while (fake_hv_take(hv, &rsp)) {
+        if (rsp.version != VM_EVENT_INTERFACE_VERSION || rsp.vcpu_id >= hv->nvcpus)
+            continue;
+        if (hv->vm_paused[rsp.vcpu_id] && (rsp.flags & VM_EVENT_FLAG_VCPU_PAUSED)) {
+            hv->vm_paused[rsp.vcpu_id]--;
+            hv->unpaused++;
+        }
+    }
+}
+
 static int f_notify(void *h, uint32_t port)
 {
     if (port != 7 && (port < 1100 || port >= 1100 + H(h)->nvcpus))
         return -EINVAL;
     H(h)->notify++;
     H(h)->last_notify_port = port;
+    if (H(h)->resume_on_notify && port == 7)
+        resume_responses(H(h));
     return 0;
 }
 
@@ -336,6 +355,7 @@ struct fake_hv *fake_hv_create(uint64_t nframes, uint32_t nvcpus)
     hv->info.domid = 5;
     hv->info.hvm = hv->info.hap = 1;
     hv->info.max_vcpu_id = nvcpus - 1;
+    hv->info.tot_pages = nframes;
     hv->access_required = -1;
     hv->maxphyaddr = 39; /* not 52: a width the backend must have asked for */
     hv->max_ext_leaf = 0x80000008u;

@@ -45,6 +45,10 @@ struct fake_hv {
     void *iopage;
     int ioreq_on, ioreq_rc;
     uint32_t nvcpus, last_notify_port;
+    /* vm_event pauses: vCPUs a monitor left waiting for an answer, and what notify does */
+    unsigned vm_paused[FHV_MAX_VCPUS];
+    int resume_on_notify;
+    unsigned unpaused;
     /* the domain's CPUID policy */
     uint32_t maxphyaddr, max_ext_leaf;
     int cpuid_policy_rc; /* error every policy lookup returns */

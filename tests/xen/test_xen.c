@@ -1204,6 +1204,73 @@ static void test_width_without_the_cpuid_leaf_is_36_and_an_unreadable_policy_giv
     ptmon_destroy(pm);
 }
 
+/* Issue 16, item 2: a monitor that died (ptmond killed) left its ring enabled, vCPU 0 paused
+ * waiting for an answer and three frames write-protected. The reset takes its ring, gives the
+ * frames their rights back, unpauses exactly the paused vCPU, and the next attach works. */
+static void test_reset_recovers_from_a_monitor_that_died(void **state)
+{
+    struct fake_hv *hv = fake_hv_create(256, 2);
+    ptmon_xen_config cfg = PTMON_XEN_CONFIG_INIT;
+    ptmon_xen_reset_result res;
+    uint64_t stale[3] = {0x10, 0x11, 0x42};
+    ptmon_xen *x = NULL;
+    void *ring;
+    uint32_t port;
+    (void)state;
+
+    assert_int_equal(hv->ops.monitor_enable(hv, &ring, &port), 0); /* the dead monitor's */
+    for (int i = 0; i < 3; i++)
+        hv->access[stale[i]] = XENMEM_access_rx;
+    hv->vm_paused[0] = 1;
+    hv->resume_on_notify = 1;
+    hv->disable_ebusy = 2; /* its vCPUs may still be waking from a full ring */
+    cfg.domid = 5;
+    assert_int_equal(xen_attach_ops(&cfg, &hv->ops, &x), PTMON_EBUSY);
+
+    assert_int_equal(xen_reset_ops(&hv->ops, NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.stale_monitor, 1);
+    assert_int_equal(res.frames_restored, 3);
+    assert_int_equal(res.frames_failed, 0);
+    assert_int_equal(res.vcpus, 2);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(hv->access[stale[i]], XENMEM_access_rwx);
+    assert_int_equal(hv->vm_paused[0], 0);
+    assert_int_equal(hv->unpaused, 1); /* vCPU 1 was running: its response changed nothing */
+    assert_int_equal(hv->monitor_on, 0);
+    assert_int_equal(hv->pause_depth, 0);
+
+    assert_int_equal(xen_attach_ops(&cfg, &hv->ops, &x), 0);
+    assert_int_equal(ptmon_xen_detach(x), 0);
+    ptmon_xen_free(x);
+    fake_hv_destroy(hv);
+}
+
+/* With the list of what the dead monitor restricted (ptmond --state), each frame gets back the
+ * rights it had, not rwx; a reset with nothing stale changes nothing. */
+static void test_reset_gives_listed_frames_their_recorded_rights(void **state)
+{
+    struct fake_hv *hv = fake_hv_create(256, 1);
+    ptmon_xen_reset_result res;
+    uint64_t gfns[2] = {0x20, 0x21};
+    uint32_t rights[2] = {PTMON_ACCESS_R | PTMON_ACCESS_W, PTMON_ACCESS_RWX};
+    (void)state;
+
+    hv->resume_on_notify = 1;
+    hv->access[0x20] = XENMEM_access_r; /* rw before the monitor took W */
+    hv->access[0x21] = XENMEM_access_rx;
+    assert_int_equal(xen_reset_ops(&hv->ops, gfns, rights, 2, &res), 0);
+    assert_int_equal(res.stale_monitor, 0);
+    assert_int_equal(res.frames_restored, 2);
+    assert_int_equal(hv->access[0x20], XENMEM_access_rw);
+    assert_int_equal(hv->access[0x21], XENMEM_access_rwx);
+    assert_int_equal(res.vcpus, 1);
+    assert_int_equal(hv->unpaused, 0);
+    assert_int_equal(xen_reset_ops(&hv->ops, gfns, rights, 2, &res), 0);
+    assert_int_equal(res.frames_restored, 0);
+    assert_int_equal(hv->monitor_on, 0);
+    fake_hv_destroy(hv);
+}
+
 /* Xen's HAP pool is short (ENOMEM) when the access of a frame is given back: the change stays
  * queued and the next flush applies it, instead of leaving the frame protected while ptmon
  * believes it is not. */
@@ -1439,6 +1506,8 @@ int main(void)
         T(test_emergency_detach_answers_a_request_not_yet_handled),
         T(test_flush_failure_falls_back),
         T(test_protection_is_in_force_before_the_engine_reads),
+        cmocka_unit_test(test_reset_recovers_from_a_monitor_that_died),
+        cmocka_unit_test(test_reset_gives_listed_frames_their_recorded_rights),
         T(test_width_comes_from_the_domains_cpuid_policy),
         T(test_width_without_the_cpuid_leaf_is_36_and_an_unreadable_policy_gives_52),
         T(test_failed_flush_keeps_what_failed),

@@ -10,9 +10,6 @@
 
 #include "xen_internal.h"
 
-/* The ops of the real libraries (xen_ops_real.c). */
-int xen_ops_real_open(uint32_t domid, struct xen_ops *ops);
-
 static int ok_or_exists(int rc)
 {
     return rc == 0 || rc == -EEXIST; /* monitor toggles say EEXIST when already in that state */

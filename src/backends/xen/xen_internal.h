@@ -35,6 +35,7 @@ struct xen_dominfo {
     unsigned dying, shutdown, paused, hvm, hap;
     uint32_t max_vcpu_id;
     uint64_t nr_paged_pages;
+    uint64_t tot_pages; /* RAM the domain holds */
 };
 
 /** Everything the backend asks of Xen. Each returns 0 or a negative errno unless stated. */
@@ -315,6 +316,12 @@ uint64_t xen_now_ns(void);
 void xen_account_event(ptmon_xen *x, int kind, uint32_t vcpu, uint64_t gfn, uint64_t ns);
 
 /* xen_attach.c: attach with a caller-supplied ops table (tests). */
+/* The ops of the real libraries (xen_ops_real.c). */
+int xen_ops_real_open(uint32_t domid, struct xen_ops *ops);
+
 int xen_attach_ops(const ptmon_xen_config *cfg, const struct xen_ops *ops, ptmon_xen **out);
+/* ptmon_xen_reset() on @p ops (the tests' fake hypervisor, or the real libraries). */
+int xen_reset_ops(const struct xen_ops *ops, const uint64_t *gfns, const uint32_t *access, size_t n,
+                  ptmon_xen_reset_result *res);
 
 #endif /* PTMON_XEN_INTERNAL_H */

@@ -61,6 +61,7 @@ static int r_domain_info(void *h, struct xen_dominfo *out)
     out->hap = info.hap;
     out->max_vcpu_id = info.max_vcpu_id;
     out->nr_paged_pages = info.nr_paged_pages;
+    out->tot_pages = info.nr_pages;
     return 0;
 }
 
@@ -359,7 +360,6 @@ static void r_close(void *h)
     free(r);
 }
 
-int xen_ops_real_open(uint32_t domid, struct xen_ops *ops);
 int xen_ops_real_open(uint32_t domid, struct xen_ops *ops)
 {
     struct real *r = calloc(1, sizeof(*r));

@@ -1,0 +1,200 @@
+/*
+ * xen_reset.c — recovery from a monitor that died (ptmon_xen_reset): the vCPUs it left paused
+ * run again, its ring goes, the frames it restricted get their rights back.
+ *
+ * Owns: nothing lasting (a ring of its own for the length of the call). Calls the xen ops only.
+ *
+ * Why this works on Xen 4.17. A monitor that dies leaves its ring enabled: the next attach gets
+ * EBUSY. The vCPUs it left waiting for an answer stay paused (vm_event_vcpu_pause) even once the
+ * ring is disabled, and nobody can answer on that ring: xc_monitor_enable took its page out of
+ * the guest's physmap. A new ring can answer for it: vm_event_resume() applies a response's
+ * VCPU_PAUSED only to a vCPU whose vm_event pause count is not zero, so one response per vCPU
+ * unpauses exactly the vCPUs some monitor left paused and nothing else. p2m access outlives the
+ * ring, and Xen answers access queries only while a ring exists: the rights are given back
+ * through the new ring. The domain stays paused throughout, so no request can land in the new
+ * ring while it carries responses nobody asked for.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "xen_internal.h"
+
+#define BATCH 256
+
+/* Frames above what the domain holds, scanned when no list is given (libxl's HVM layout puts RAM
+ * at the bottom; the VGA hole and special pages below that top are skipped as not RAM). */
+#define SCAN_SLACK 1024
+
+struct reset {
+    const struct xen_ops *ops;
+    ptmon_xen_reset_result *res;
+    void *ring;
+    vm_event_back_ring_t back;
+    uint32_t remote_port, local_port;
+    int enabled, bound;
+    uint64_t gfns[BATCH];
+    uint8_t access[BATCH];
+    uint32_t queued;
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Take the ring from a monitor that is gone (EBUSY: one is enabled), then open ours. */
+static int open_ring(struct reset *r)
+{
+    int rc = r->ops->monitor_enable(r->ops->h, &r->ring, &r->remote_port);
+
+    if (rc == -EBUSY) {
+        r->res->stale_monitor = 1;
+        /* (EBUSY again while vCPUs wait for room in its full ring: they are woken meanwhile) */
+        for (int tries = 0; tries < 50; tries++) {
+            rc = r->ops->monitor_disable(r->ops->h);
+            if (rc != -EBUSY)
+                break;
+            sleep_ms(100);
+        }
+        if (rc < 0)
+            return rc == -EBUSY ? PTMON_EBUSY : PTMON_EIO;
+        rc = r->ops->monitor_enable(r->ops->h, &r->ring, &r->remote_port);
+    }
+    if (rc < 0 || !r->ring)
+        return rc == -EBUSY ? PTMON_EBUSY : PTMON_EIO;
+    r->enabled = 1;
+    if (r->ops->evtchn_bind(r->ops->h, r->remote_port, &r->local_port) < 0)
+        return PTMON_EIO;
+    r->bound = 1;
+    SHARED_RING_INIT((vm_event_sring_t *)r->ring);
+    BACK_RING_INIT(&r->back, (vm_event_sring_t *)r->ring, XC_PAGE_SIZE);
+    return 0;
+}
+
+static void close_ring(struct reset *r)
+{
+    if (r->bound)
+        r->ops->evtchn_unbind(r->ops->h, r->local_port);
+    if (r->ring)
+        r->ops->unmap_ring(r->ops->h, r->ring);
+    if (r->enabled)
+        (void)r->ops->monitor_disable(r->ops->h);
+}
+
+static void flush_rights(struct reset *r)
+{
+    if (!r->queued)
+        return;
+    if (r->ops->set_mem_access_multi(r->ops->h, r->access, r->gfns, r->queued) == 0) {
+        r->res->frames_restored += r->queued;
+    } else { /* one at a time: one bad gfn must not keep the others restricted */
+        for (uint32_t i = 0; i < r->queued; i++) {
+            if (r->ops->set_mem_access_multi(r->ops->h, &r->access[i], &r->gfns[i], 1) == 0)
+                r->res->frames_restored++;
+            else
+                r->res->frames_failed++;
+        }
+    }
+    r->queued = 0;
+}
+
+/* Give @p gfn the access @p want (a XENMEM_access_* value) if it lacks a right of it. */
+static void restore_frame(struct reset *r, uint64_t gfn, uint8_t want)
+{
+    uint8_t xa;
+
+    if (r->ops->get_mem_access(r->ops->h, gfn, &xa) < 0)
+        return; /* not RAM */
+    r->res->frames_checked++;
+    if (xa > XENMEM_access_rwx || (want & ~xa) == 0)
+        return; /* it has every right it should have (or a type only Xen's own code sets) */
+    r->gfns[r->queued] = gfn;
+    r->access[r->queued++] = want;
+    if (r->queued == BATCH)
+        flush_rights(r);
+}
+
+/* One response per vCPU, pushed and delivered a ring's worth at a time: the notification runs
+ * vm_event_resume() in our hypercall, so each batch is consumed before the next is written. */
+static int unpause_vcpus(struct reset *r, uint32_t nvcpus)
+{
+    uint32_t v = 0;
+
+    while (v < nvcpus) {
+        for (uint32_t n = 0; n < RING_SIZE(&r->back) && v < nvcpus; n++, v++) {
+            vm_event_response_t *rsp = RING_GET_RESPONSE(&r->back, r->back.rsp_prod_pvt);
+            memset(rsp, 0, sizeof(*rsp));
+            rsp->version = VM_EVENT_INTERFACE_VERSION;
+            rsp->vcpu_id = v;
+            rsp->flags = VM_EVENT_FLAG_VCPU_PAUSED;
+            r->back.rsp_prod_pvt++;
+        }
+        RING_PUSH_RESPONSES(&r->back);
+        if (r->ops->evtchn_notify(r->ops->h, r->local_port) < 0)
+            return PTMON_EIO;
+        r->res->vcpus = v;
+    }
+    return 0;
+}
+
+static int reset_steps(struct reset *r, const uint64_t *gfns, const uint32_t *access, size_t n)
+{
+    struct xen_dominfo info;
+    int rc;
+
+    if (r->ops->vm_event_version(r->ops->h) != VM_EVENT_INTERFACE_VERSION)
+        return PTMON_EVERSION;
+    memset(&info, 0, sizeof(info));
+    if (r->ops->domain_info(r->ops->h, &info) < 0 || info.dying)
+        return PTMON_ENOENT;
+    rc = open_ring(r);
+    if (rc < 0)
+        return rc;
+    /* rights first: an unpaused vCPU re-executes its write, which must not fault again */
+    if (gfns) {
+        for (size_t i = 0; i < n; i++)
+            restore_frame(r, gfns[i], (uint8_t)(access[i] & PTMON_ACCESS_RWX));
+    } else {
+        for (uint64_t gfn = 0; gfn < info.tot_pages + SCAN_SLACK; gfn++)
+            restore_frame(r, gfn, XENMEM_access_rwx);
+    }
+    flush_rights(r);
+    return unpause_vcpus(r, info.max_vcpu_id + 1);
+}
+
+int xen_reset_ops(const struct xen_ops *ops, const uint64_t *gfns, const uint32_t *access, size_t n,
+                  ptmon_xen_reset_result *res)
+{
+    struct reset r;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    memset(&r, 0, sizeof(r));
+    r.ops = ops;
+    r.res = res;
+    if (ops->pause(ops->h) < 0)
+        return PTMON_EIO;
+    rc = reset_steps(&r, gfns, access, n);
+    close_ring(&r);
+    if (ops->unpause(ops->h) < 0 && rc == 0)
+        rc = PTMON_EIO;
+    return rc;
+}
+
+int ptmon_xen_reset(uint32_t domid, const uint64_t *gfns, const uint32_t *access, size_t n,
+                    ptmon_xen_reset_result *res)
+{
+    struct xen_ops ops;
+    int rc;
+
+    if (!res || (n && (!gfns || !access)))
+        return PTMON_EINVAL;
+    rc = xen_ops_real_open(domid, &ops);
+    if (rc < 0)
+        return rc;
+    rc = xen_reset_ops(&ops, gfns, access, n, res);
+    ops.close(ops.h);
+    return rc;
+}
