@@ -311,7 +311,7 @@ static void on_frame(void *ctx, uint64_t gfn, int restricted, const char *was)
     struct app *app = ctx;
     if (restricted)
         app->restricted_frames++;
-    if (restricted && app->state) { /* flushed at once: what a kill leaves must be complete */
+    if (restricted && app->state) { /* flushed at once: a kill leaves it up to date */
         fprintf(app->state, "0x%" PRIx64 " %s\n", gfn, was);
         fflush(app->state);
     }
@@ -668,6 +668,7 @@ static int run(struct app *app, const char *note)
             fprintf(stderr, "ptmond: detach: %s\n", ptmon_strerror(drc));
         if (app->state) { /* every frame has its rights back: nothing left for a --reset */
             fclose(app->state);
+            app->state = NULL;
             if (drc == 0)
                 remove(app->o.state);
         }
@@ -695,21 +696,29 @@ static uint32_t rights_of_name(const char *name)
     return PTMON_ACCESS_RWX; /* rx2rw, n2rwx, default: full rights */
 }
 
-/* The frames of a --state file, the first rights recorded for each (its original). */
+/* The frames of a --state file, the first rights recorded for each (its original). A line that
+ * does not parse is an error: restoring part of the list and then deleting the file would lose
+ * the rest. @return 0, or -1 with errno set. */
 static int read_state(const char *path, uint64_t **gfns, uint32_t **rights, size_t *n)
 {
     FILE *f = fopen(path, "r");
-    char name[16];
+    char line[128], name[16];
     uint64_t gfn;
     size_t cap = 0;
+    int rc = 0;
 
     *gfns = NULL;
     *rights = NULL;
     *n = 0;
     if (!f)
         return -1;
-    while (fscanf(f, "%" SCNx64 " %15s", &gfn, name) == 2) {
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
         size_t i = 0;
+        if (sscanf(line, "%" SCNx64 " %15s", &gfn, name) != 2) {
+            errno = EINVAL;
+            rc = -1;
+            break;
+        }
         while (i < *n && (*gfns)[i] != gfn)
             i++;
         if (i < *n)
@@ -721,8 +730,9 @@ static int read_state(const char *path, uint64_t **gfns, uint32_t **rights, size
             if (g)
                 *gfns = g;
             if (!r) {
-                fclose(f);
-                return -1;
+                errno = ENOMEM;
+                rc = -1;
+                break;
             }
             *rights = r;
             cap = c;
@@ -730,16 +740,27 @@ static int read_state(const char *path, uint64_t **gfns, uint32_t **rights, size
         (*gfns)[*n] = gfn;
         (*rights)[(*n)++] = rights_of_name(name);
     }
+    if (rc == 0 && ferror(f)) {
+        errno = EIO;
+        rc = -1;
+    }
     fclose(f);
-    return 0;
+    if (rc < 0) {
+        free(*gfns);
+        free(*rights);
+        *gfns = NULL;
+        *rights = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 /* ptmond --reset: recover the domain from a monitor that died. */
 static int run_reset(struct app *app)
 {
     ptmon_xen_reset_result res;
-    uint64_t *gfns = NULL;
-    uint32_t *rights = NULL;
+    uint64_t *gfns = NULL, none = 0;
+    uint32_t *rights = NULL, no_rights = 0;
     size_t n = 0;
     int rc;
 
@@ -747,7 +768,12 @@ static int run_reset(struct app *app)
         fprintf(stderr, "ptmond: --state %s: %s\n", app->o.state, strerror(errno));
         return 1;
     }
-    rc = ptmon_xen_reset(app->o.domid, gfns, rights, n, &res);
+    /* an empty state file: the run died before restricting anything, there is nothing to scan */
+    rc = ptmon_xen_reset(app->o.domid,
+                         gfns           ? gfns
+                         : app->o.state ? &none
+                                        : NULL,
+                         rights ? rights : &no_rights, n, &res);
     free(gfns);
     free(rights);
     if (rc < 0) {
@@ -766,6 +792,11 @@ static int run_reset(struct app *app)
                ",\"frames_failed\":%" PRIu64 "}\n",
                CHANGE_FORMAT_VERSION, res.stale_monitor, res.vcpus, res.frames_checked,
                res.frames_restored, res.frames_failed);
+    if (res.domain_paused)
+        fprintf(stderr,
+                "ptmond: domain %u is paused besides (a ptmond killed while placing its "
+                "watches pauses it): xl unpause %u if that is not wanted\n",
+                app->o.domid, app->o.domid);
     if (app->o.state && !res.frames_failed)
         remove(app->o.state);
     return res.frames_failed ? 1 : 0;

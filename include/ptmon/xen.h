@@ -148,21 +148,30 @@ typedef struct ptmon_xen_reset_result {
     uint32_t vcpus;          /**< vCPUs sent an unpause (only those left paused resume) */
     uint64_t frames_checked; /**< frames whose access was read */
     uint64_t frames_restored, frames_failed; /**< rights given back / that Xen refused */
+    /** the domain is paused besides (the toolstack, or a ptmond killed while placing its
+     *  watches, which pauses the domain): `xl unpause` it if that is not wanted */
+    int domain_paused;
 } ptmon_xen_reset_result;
 
 /**
  * Recover domain @p domid from a monitor that died (ptmond killed, a crashed agent): the attach
  * then fails with PTMON_EBUSY, vCPUs that were waiting for its answer stay paused (on a 1-vCPU
  * guest the guest hangs) and the frames it write-protected stay so. With the domain paused: the
- * stale ring is disabled, a ring of our own answers every vCPU so that exactly those left paused
- * run again (re-executing the instruction they stopped at), and frames get their rights back:
+ * stale ring is disabled, a ring of our own answers every vCPU so that those left paused by
+ * vm_event run again (re-executing the instruction they stopped at; Xen's paging and sharing,
+ * which ptmon does not use, pause through the same count), and frames get their rights back:
  * frame gfns[i] the rights @p access[i] (PTMON_ACCESS_R/W/X, e.g. as recorded when restricted),
  * or, with @p gfns NULL, every frame of the domain's RAM found without write access gets rwx
- * (low RAM as libxl lays out HVM guests: give the list when RAM lies above 4 GiB). A write that
- * the dead monitor had performed without answering runs a second time. Not while another agent
- * monitors the domain: its ring would be taken away.
+ * (low RAM as libxl lays out HVM guests). A frame the list or the scan misses heals on its own
+ * once the stale ring is gone: the backend attaches with access_required 0, and Xen then lifts a
+ * restriction nobody answers for at its first fault. A write that the dead monitor had
+ * performed without answering runs a second time. mem_access only: an ioreq server left by a
+ * killed `--experimental-ioreq` run is not removed. Not while another agent monitors the
+ * domain: its ring would be taken away.
  * @return 0 and @p res, PTMON_EINVAL, PTMON_ENOENT (no such domain, or dying), PTMON_EVERSION,
- *         PTMON_EBUSY (the stale ring could not be disabled), PTMON_EIO.
+ *         PTMON_EBUSY (Xen will not disable the stale ring: more vCPUs wait for room in it than
+ *         it has slots, and only answers on it would wake them; the domain cannot be recovered
+ *         without restarting it), PTMON_EIO.
  */
 PTMON_EXTERN int ptmon_xen_reset(uint32_t domid, const uint64_t *gfns, const uint32_t *access,
                                  size_t n, ptmon_xen_reset_result *res);

@@ -199,7 +199,7 @@ restart_phase() {
     xenstore-write /local/domain/$D/data/ptmon-go 17
     wait_guest '^WLSTEP 17 restart-load BEGIN' 300 || return 1
     # (a) the reader of ptmond's output goes away after 40 lines
-    ( $RUN 2> /out/pipe.err; echo $? > /out/pipe.rc ) | head -n 40 > /out/pipe.txt
+    ( $RUN --duration 600 2> /out/pipe.err; echo $? > /out/pipe.rc ) | head -n 40 > /out/pipe.txt
     if grep -q 'output closed; stopping' /out/pipe.err && [ "$(cat /out/pipe.rc)" = 0 ]; then
         note "SIGPIPE: ptmond stopped by itself when its reader went away (EPIPE), rc 0, detached"
     else
@@ -209,12 +209,13 @@ restart_phase() {
     $RUN --state /tmp/ptmond.state > /out/kill.log 2> /out/kill.err &
     KPID=$!
     i=0
-    while [ $i -lt 600 ] && ! grep -q 'watching [0-9]* of' /out/kill.err; do i=$((i + 1)); sleep 0.5; done
+    while [ $i -lt 600 ] && kill -0 $KPID 2>/dev/null && ! grep -q 'watching [0-9]* of' /out/kill.err; do i=$((i + 1)); sleep 0.5; done
     grep -q 'watching [0-9]* of' /out/kill.err || { fail "restart: second ptmond not watching: $(tail -3 /out/kill.err | tr '\n' '|')"; return 1; }
     sleep 5
     kill -KILL $KPID; wait $KPID 2>/dev/null
     b0=$(beats); sleep 15; b1=$(beats)
     sort -u /tmp/ptmond.state > /out/state.txt 2>/dev/null
+    [ -s /out/state.txt ] || fail "restart: the killed ptmond left no state file"
     shrink /out/kill.log
     note "SIGKILL: ptmond killed while watching ($(wc -l < /out/state.txt 2>/dev/null) frames in its state file); guest beats in the next 15 s: $((b1 - b0))"
     if ptmond --domain $D --cr3 $CR3 --json $VAS --duration 1 > /out/busy.log 2> /out/busy.err; then

@@ -1223,12 +1223,19 @@ static void test_reset_recovers_from_a_monitor_that_died(void **state)
         hv->access[stale[i]] = XENMEM_access_rx;
     hv->vm_paused[0] = 1;
     hv->resume_on_notify = 1;
-    hv->disable_ebusy = 2; /* its vCPUs may still be waking from a full ring */
     cfg.domid = 5;
     assert_int_equal(xen_attach_ops(&cfg, &hv->ops, &x), PTMON_EBUSY);
+    /* vCPUs waiting for room in the stale ring: Xen will not disable it; nothing changes */
+    hv->disable_ebusy = 1;
+    assert_int_equal(xen_reset_ops(5, &hv->ops, NULL, NULL, 0, &res), PTMON_EBUSY);
+    assert_int_equal(hv->access[stale[0]], XENMEM_access_rx);
+    assert_int_equal(hv->vm_paused[0], 1);
+    assert_int_equal(hv->pause_depth, 0);
+    assert_int_equal(xen_reset_ops(6, &hv->ops, NULL, NULL, 0, &res), PTMON_ENOENT);
 
-    assert_int_equal(xen_reset_ops(&hv->ops, NULL, NULL, 0, &res), 0);
+    assert_int_equal(xen_reset_ops(5, &hv->ops, NULL, NULL, 0, &res), 0);
     assert_int_equal(res.stale_monitor, 1);
+    assert_int_equal(res.domain_paused, 0);
     assert_int_equal(res.frames_restored, 3);
     assert_int_equal(res.frames_failed, 0);
     assert_int_equal(res.vcpus, 2);
@@ -1258,14 +1265,14 @@ static void test_reset_gives_listed_frames_their_recorded_rights(void **state)
     hv->resume_on_notify = 1;
     hv->access[0x20] = XENMEM_access_r; /* rw before the monitor took W */
     hv->access[0x21] = XENMEM_access_rx;
-    assert_int_equal(xen_reset_ops(&hv->ops, gfns, rights, 2, &res), 0);
+    assert_int_equal(xen_reset_ops(5, &hv->ops, gfns, rights, 2, &res), 0);
     assert_int_equal(res.stale_monitor, 0);
     assert_int_equal(res.frames_restored, 2);
     assert_int_equal(hv->access[0x20], XENMEM_access_rw);
     assert_int_equal(hv->access[0x21], XENMEM_access_rwx);
     assert_int_equal(res.vcpus, 1);
     assert_int_equal(hv->unpaused, 0);
-    assert_int_equal(xen_reset_ops(&hv->ops, gfns, rights, 2, &res), 0);
+    assert_int_equal(xen_reset_ops(5, &hv->ops, gfns, rights, 2, &res), 0);
     assert_int_equal(res.frames_restored, 0);
     assert_int_equal(hv->monitor_on, 0);
     fake_hv_destroy(hv);

@@ -321,7 +321,7 @@ int xen_ops_real_open(uint32_t domid, struct xen_ops *ops);
 
 int xen_attach_ops(const ptmon_xen_config *cfg, const struct xen_ops *ops, ptmon_xen **out);
 /* ptmon_xen_reset() on @p ops (the tests' fake hypervisor, or the real libraries). */
-int xen_reset_ops(const struct xen_ops *ops, const uint64_t *gfns, const uint32_t *access, size_t n,
-                  ptmon_xen_reset_result *res);
+int xen_reset_ops(uint32_t domid, const struct xen_ops *ops, const uint64_t *gfns,
+                  const uint32_t *access, size_t n, ptmon_xen_reset_result *res);
 
 #endif /* PTMON_XEN_INTERNAL_H */

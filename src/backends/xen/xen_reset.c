@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "xen_internal.h"
 
@@ -38,33 +37,23 @@ struct reset {
     uint32_t queued;
 };
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Take the ring from a monitor that is gone (EBUSY: one is enabled), then open ours. */
+/* Take the ring from a monitor that is gone (EBUSY: one is enabled), then open ours. Xen refuses
+ * to disable a ring while vCPUs wait for room in it (more requests than its 8 slots), and only
+ * answers on that ring would wake them: then the domain cannot be recovered (PTMON_EBUSY). */
 static int open_ring(struct reset *r)
 {
     int rc = r->ops->monitor_enable(r->ops->h, &r->ring, &r->remote_port);
 
     if (rc == -EBUSY) {
         r->res->stale_monitor = 1;
-        /* (EBUSY again while vCPUs wait for room in its full ring: they are woken meanwhile) */
-        for (int tries = 0; tries < 50; tries++) {
-            rc = r->ops->monitor_disable(r->ops->h);
-            if (rc != -EBUSY)
-                break;
-            sleep_ms(100);
-        }
+        rc = r->ops->monitor_disable(r->ops->h);
         if (rc < 0)
             return rc == -EBUSY ? PTMON_EBUSY : PTMON_EIO;
         rc = r->ops->monitor_enable(r->ops->h, &r->ring, &r->remote_port);
     }
+    r->enabled = rc == 0;
     if (rc < 0 || !r->ring)
         return rc == -EBUSY ? PTMON_EBUSY : PTMON_EIO;
-    r->enabled = 1;
     if (r->ops->evtchn_bind(r->ops->h, r->remote_port, &r->local_port) < 0)
         return PTMON_EIO;
     r->bound = 1;
@@ -139,17 +128,11 @@ static int unpause_vcpus(struct reset *r, uint32_t nvcpus)
     return 0;
 }
 
-static int reset_steps(struct reset *r, const uint64_t *gfns, const uint32_t *access, size_t n)
+static int reset_steps(struct reset *r, uint32_t nvcpus, const uint64_t *gfns,
+                       const uint32_t *access, size_t n, uint64_t tot_pages)
 {
-    struct xen_dominfo info;
-    int rc;
+    int rc = open_ring(r);
 
-    if (r->ops->vm_event_version(r->ops->h) != VM_EVENT_INTERFACE_VERSION)
-        return PTMON_EVERSION;
-    memset(&info, 0, sizeof(info));
-    if (r->ops->domain_info(r->ops->h, &info) < 0 || info.dying)
-        return PTMON_ENOENT;
-    rc = open_ring(r);
     if (rc < 0)
         return rc;
     /* rights first: an unpaused vCPU re-executes its write, which must not fault again */
@@ -157,16 +140,17 @@ static int reset_steps(struct reset *r, const uint64_t *gfns, const uint32_t *ac
         for (size_t i = 0; i < n; i++)
             restore_frame(r, gfns[i], (uint8_t)(access[i] & PTMON_ACCESS_RWX));
     } else {
-        for (uint64_t gfn = 0; gfn < info.tot_pages + SCAN_SLACK; gfn++)
+        for (uint64_t gfn = 0; gfn < tot_pages + SCAN_SLACK; gfn++)
             restore_frame(r, gfn, XENMEM_access_rwx);
     }
     flush_rights(r);
-    return unpause_vcpus(r, info.max_vcpu_id + 1);
+    return unpause_vcpus(r, nvcpus);
 }
 
-int xen_reset_ops(const struct xen_ops *ops, const uint64_t *gfns, const uint32_t *access, size_t n,
-                  ptmon_xen_reset_result *res)
+int xen_reset_ops(uint32_t domid, const struct xen_ops *ops, const uint64_t *gfns,
+                  const uint32_t *access, size_t n, ptmon_xen_reset_result *res)
 {
+    struct xen_dominfo info;
     struct reset r;
     int rc;
 
@@ -174,9 +158,17 @@ int xen_reset_ops(const struct xen_ops *ops, const uint64_t *gfns, const uint32_
     memset(&r, 0, sizeof(r));
     r.ops = ops;
     r.res = res;
-    if (ops->pause(ops->h) < 0)
-        return PTMON_EIO;
-    rc = reset_steps(&r, gfns, access, n);
+    rc = ops->vm_event_version(ops->h);
+    if (rc != VM_EVENT_INTERFACE_VERSION)
+        return rc < 0 ? PTMON_EIO : PTMON_EVERSION; /* our responses would be dropped */
+    memset(&info, 0, sizeof(info));
+    if (ops->domain_info(ops->h, &info) < 0 || info.domid != domid || info.dying)
+        return PTMON_ENOENT;
+    res->domain_paused = info.paused != 0; /* (before our own pause) */
+    rc = ops->pause(ops->h);
+    if (rc < 0)
+        return rc == -ESRCH ? PTMON_ENOENT : PTMON_EIO;
+    rc = reset_steps(&r, info.max_vcpu_id + 1, gfns, access, n, info.tot_pages);
     close_ring(&r);
     if (ops->unpause(ops->h) < 0 && rc == 0)
         rc = PTMON_EIO;
@@ -194,7 +186,7 @@ int ptmon_xen_reset(uint32_t domid, const uint64_t *gfns, const uint32_t *access
     rc = xen_ops_real_open(domid, &ops);
     if (rc < 0)
         return rc;
-    rc = xen_reset_ops(&ops, gfns, access, n, res);
+    rc = xen_reset_ops(domid, &ops, gfns, access, n, res);
     ops.close(ops.h);
     return rc;
 }
