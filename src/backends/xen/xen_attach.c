@@ -17,14 +17,7 @@ static int ok_or_exists(int rc)
 
 static void teardown(ptmon_xen *x)
 {
-    if (x->ring_page) {
-        x->ops.unmap_ring(x->ops.h, x->ring_page);
-        x->ring_page = NULL;
-    }
-    if (x->port_bound) {
-        x->ops.evtchn_unbind(x->ops.h, x->local_port);
-        x->port_bound = 0;
-    }
+    xen_vm_ring_close(&x->ops, &x->ring);
     x->ring_up = 0;
 }
 
@@ -65,18 +58,9 @@ static int mem_access_steps(ptmon_xen *x)
     uint8_t probe;
     int rc;
 
-    rc = x->ops.monitor_enable(x->ops.h, &x->ring_page, &x->remote_port);
-    if (rc < 0 || !x->ring_page) {
-        x->ring_page = NULL;
-        return rc == -EBUSY ? PTMON_EBUSY : rc == -EOPNOTSUPP ? PTMON_ENOTSUP : PTMON_EIO;
-    }
-    x->attached = 1;
-    rc = x->ops.evtchn_bind(x->ops.h, x->remote_port, &x->local_port);
+    rc = xen_vm_ring_open(&x->ops, &x->ring, &x->attached);
     if (rc < 0)
-        return PTMON_EIO;
-    x->port_bound = 1;
-    SHARED_RING_INIT((vm_event_sring_t *)x->ring_page);
-    BACK_RING_INIT(&x->back, (vm_event_sring_t *)x->ring_page, XC_PAGE_SIZE);
+        return rc;
     x->ring_up = 1;
     if (x->ops.set_access_required(x->ops.h, 0) < 0)
         return PTMON_EIO; /* 1 would crash the guest if we ever went away */

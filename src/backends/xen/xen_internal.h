@@ -228,6 +228,23 @@ struct xen_reread {
     uint64_t emul_gfn, relaxed_gfn;
 };
 
+/* A vm_event monitor ring as a back end holds it: mapped, its event channel bound. */
+struct xen_vm_ring {
+    void *page;
+    vm_event_back_ring_t back;
+    uint32_t remote_port, local_port;
+    int bound;
+};
+
+/* Enable the monitor ring of the ops' domain, bind its event channel and initialise it (the
+ * attach and the reset). *enabled says whether the monitor was enabled, even on a later error:
+ * the caller disables it. What was set up stays in @p r for xen_vm_ring_close. @return 0,
+ * PTMON_EBUSY (a monitor holds the domain), PTMON_ENOTSUP (no vm_event here) or PTMON_EIO. */
+int xen_vm_ring_open(const struct xen_ops *ops, struct xen_vm_ring *r, int *enabled);
+
+/* Unbind and unmap what xen_vm_ring_open set up; the monitor stays enabled. */
+void xen_vm_ring_close(const struct xen_ops *ops, struct xen_vm_ring *r);
+
 struct ptmon_xen {
     struct xen_ops ops;
     ptmon_glue glue;
@@ -239,10 +256,7 @@ struct ptmon_xen {
     unsigned paused_by_us; /* glue pauses not yet resumed */
     uint64_t last_get_gfn;
     int last_get_xa; /* -1: none; the access get_access last read (the original to restore) */
-    void *ring_page;
-    vm_event_back_ring_t back;
-    uint32_t remote_port, local_port;
-    int port_bound;
+    struct xen_vm_ring ring;
     struct xen_map map;
     /* batched rights changes, applied before responses are pushed / at flush */
     uint64_t *q_gfn;

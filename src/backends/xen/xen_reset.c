@@ -28,10 +28,8 @@
 struct reset {
     const struct xen_ops *ops;
     ptmon_xen_reset_result *res;
-    void *ring;
-    vm_event_back_ring_t back;
-    uint32_t remote_port, local_port;
-    int enabled, bound;
+    struct xen_vm_ring ring;
+    int enabled;
     uint64_t gfns[BATCH];
     uint8_t access[BATCH];
     uint32_t queued;
@@ -42,32 +40,20 @@ struct reset {
  * answers on that ring would wake them: then the domain cannot be recovered (PTMON_EBUSY). */
 static int open_ring(struct reset *r)
 {
-    int rc = r->ops->monitor_enable(r->ops->h, &r->ring, &r->remote_port);
+    int rc = xen_vm_ring_open(r->ops, &r->ring, &r->enabled);
 
-    if (rc == -EBUSY) {
-        r->res->stale_monitor = 1;
-        rc = r->ops->monitor_disable(r->ops->h);
-        if (rc < 0)
-            return rc == -EBUSY ? PTMON_EBUSY : PTMON_EIO;
-        rc = r->ops->monitor_enable(r->ops->h, &r->ring, &r->remote_port);
-    }
-    r->enabled = rc == 0;
-    if (rc < 0 || !r->ring)
+    if (rc != PTMON_EBUSY)
+        return rc;
+    r->res->stale_monitor = 1;
+    rc = r->ops->monitor_disable(r->ops->h);
+    if (rc < 0)
         return rc == -EBUSY ? PTMON_EBUSY : PTMON_EIO;
-    if (r->ops->evtchn_bind(r->ops->h, r->remote_port, &r->local_port) < 0)
-        return PTMON_EIO;
-    r->bound = 1;
-    SHARED_RING_INIT((vm_event_sring_t *)r->ring);
-    BACK_RING_INIT(&r->back, (vm_event_sring_t *)r->ring, XC_PAGE_SIZE);
-    return 0;
+    return xen_vm_ring_open(r->ops, &r->ring, &r->enabled);
 }
 
 static void close_ring(struct reset *r)
 {
-    if (r->bound)
-        r->ops->evtchn_unbind(r->ops->h, r->local_port);
-    if (r->ring)
-        r->ops->unmap_ring(r->ops->h, r->ring);
+    xen_vm_ring_close(r->ops, &r->ring);
     if (r->enabled)
         (void)r->ops->monitor_disable(r->ops->h);
 }
@@ -112,16 +98,16 @@ static int unpause_vcpus(struct reset *r, uint32_t nvcpus)
     uint32_t v = 0;
 
     while (v < nvcpus) {
-        for (uint32_t n = 0; n < RING_SIZE(&r->back) && v < nvcpus; n++, v++) {
-            vm_event_response_t *rsp = RING_GET_RESPONSE(&r->back, r->back.rsp_prod_pvt);
+        for (uint32_t n = 0; n < RING_SIZE(&r->ring.back) && v < nvcpus; n++, v++) {
+            vm_event_response_t *rsp = RING_GET_RESPONSE(&r->ring.back, r->ring.back.rsp_prod_pvt);
             memset(rsp, 0, sizeof(*rsp));
             rsp->version = VM_EVENT_INTERFACE_VERSION;
             rsp->vcpu_id = v;
             rsp->flags = VM_EVENT_FLAG_VCPU_PAUSED;
-            r->back.rsp_prod_pvt++;
+            r->ring.back.rsp_prod_pvt++;
         }
-        RING_PUSH_RESPONSES(&r->back);
-        if (r->ops->evtchn_notify(r->ops->h, r->local_port) < 0)
+        RING_PUSH_RESPONSES(&r->ring.back);
+        if (r->ops->evtchn_notify(r->ops->h, r->ring.local_port) < 0)
             return PTMON_EIO;
         r->res->vcpus = v;
     }

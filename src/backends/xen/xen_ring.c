@@ -3,13 +3,44 @@
  * response is written, as requests and responses share slots), writing responses, applying the
  * batched rights changes BEFORE the responses are pushed (a re-executed instruction must see
  * them), one notification per batch, the per-event latency histogram, and the answer to the
- * request in progress when an emergency detach cuts its handling short.
+ * request in progress when an emergency detach cuts its handling short; opening and closing a
+ * monitor ring (for the attach and the reset).
  * May call: xen_event.c, xen_glue.c (rights flush), the xen ops (notify).
  */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
 #include "xen_internal.h"
+
+int xen_vm_ring_open(const struct xen_ops *ops, struct xen_vm_ring *r, int *enabled)
+{
+    int rc = ops->monitor_enable(ops->h, &r->page, &r->remote_port);
+
+    *enabled = rc == 0;
+    if (rc < 0 || !r->page) {
+        r->page = NULL;
+        return rc == -EBUSY ? PTMON_EBUSY : rc == -EOPNOTSUPP ? PTMON_ENOTSUP : PTMON_EIO;
+    }
+    if (ops->evtchn_bind(ops->h, r->remote_port, &r->local_port) < 0)
+        return PTMON_EIO;
+    r->bound = 1;
+    SHARED_RING_INIT((vm_event_sring_t *)r->page);
+    BACK_RING_INIT(&r->back, (vm_event_sring_t *)r->page, XC_PAGE_SIZE);
+    return 0;
+}
+
+void xen_vm_ring_close(const struct xen_ops *ops, struct xen_vm_ring *r)
+{
+    if (r->page) {
+        ops->unmap_ring(ops->h, r->page);
+        r->page = NULL;
+    }
+    if (r->bound) {
+        ops->evtchn_unbind(ops->h, r->local_port);
+        r->bound = 0;
+    }
+}
 
 uint64_t xen_now_ns(void)
 {
@@ -34,7 +65,7 @@ void xen_account_event(ptmon_xen *x, int kind, uint32_t vcpu, uint64_t gfn, uint
 
 int xen_ring_drain(ptmon_xen *x, int use_engine)
 {
-    vm_event_back_ring_t *br = &x->back;
+    vm_event_back_ring_t *br = &x->ring.back;
     /* Bounded: Xen may keep producing while we answer; push what we have every few rounds. */
     unsigned limit = 4 * RING_SIZE(br);
     int n = 0;
@@ -76,8 +107,8 @@ int xen_ring_drain(ptmon_xen *x, int use_engine)
 
 void xen_ring_push(ptmon_xen *x)
 {
-    RING_PUSH_RESPONSES(&x->back);
-    (void)x->ops.evtchn_notify(x->ops.h, x->local_port);
+    RING_PUSH_RESPONSES(&x->ring.back);
+    (void)x->ops.evtchn_notify(x->ops.h, x->ring.local_port);
     x->stats.batches++;
 }
 
@@ -94,7 +125,7 @@ void xen_ring_answer_current(ptmon_xen *x)
         rsp.data.regs.x86 = x->pend.cpu.r;
         rsp.flags |= VM_EVENT_FLAG_SET_REGISTERS;
     }
-    memcpy(RING_GET_RESPONSE(&x->back, x->back.rsp_prod_pvt), &rsp, sizeof(rsp));
-    x->back.rsp_prod_pvt++;
+    memcpy(RING_GET_RESPONSE(&x->ring.back, x->ring.back.rsp_prod_pvt), &rsp, sizeof(rsp));
+    x->ring.back.rsp_prod_pvt++;
     x->inflight = NULL;
 }
